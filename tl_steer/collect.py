@@ -1,0 +1,134 @@
+"""Collect activations: batched, left-padded, only the layers that are needed.
+
+``collect(model, texts, ["blocks.12.hook_resid_pre"], positions="last")`` runs ``run_with_cache`` with a
+``names_filter`` and ``stop_at_layer`` (so blocks above the deepest requested hook never run), left-pads each batch
+with an explicit attention mask, and returns CPU tensors that do not depend on the batch size or padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from jaxtyping import Bool
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .core import HookList, steer
+from .errors import SteeringError
+from .sites import validate_hook_name
+
+PositionSpec = Literal["last", "mean", "all"] | int
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Collected activations.
+
+    ``acts[name]`` is ``(n, *feature)`` for ``positions="last"``, ``"mean"`` or an int, and ``(n, pos, *feature)``
+    (left-padded) for ``positions="all"``, with ``mask`` ``(n, pos)`` marking real tokens.
+    """
+
+    acts: dict[str, Tensor]
+    mask: Bool[Tensor, "n pos"] | None = None
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self.acts[name]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.acts.values()))) if self.acts else 0
+
+
+def _layer(name: str) -> int | None:
+    parts = name.split(".")
+    if len(parts) > 1 and parts[0] == "blocks" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def tokenize_left(model: Any, texts: Sequence[str], prepend_bos: bool | None = None) -> tuple[Tensor, Tensor]:
+    """Left-padded tokens and their attention mask (1 = real token)."""
+    from transformer_lens.utilities import get_attention_mask
+
+    if prepend_bos is None:
+        prepend_bos = getattr(model.cfg, "default_prepend_bos", True)
+    tokens = model.to_tokens(list(texts), prepend_bos=prepend_bos, padding_side="left")
+    mask = get_attention_mask(model.tokenizer, tokens, prepend_bos, "left").to(tokens.device)
+    return tokens, mask
+
+
+def _select(act: Tensor, mask: Tensor, positions: PositionSpec) -> Tensor:
+    # act: (b, pos, *feature) left-padded; mask: (b, pos)
+    if positions == "all":
+        return act
+    if positions == "last":
+        return act[:, -1]
+    if positions == "mean":
+        m = mask.to(act.dtype).reshape(mask.shape + (1,) * (act.ndim - 2))
+        return (act * m).sum(1) / m.sum(1).clamp_min(1)
+    if isinstance(positions, int) and positions < 0:
+        lengths = mask.sum(1)
+        if bool((lengths < -positions).any()):
+            raise SteeringError(f"positions={positions} reaches before the start of a text of {int(lengths.min())} tokens")
+        return act[:, positions]
+    raise SteeringError(f"positions must be 'last', 'mean', 'all' or a negative int (from the end), got {positions!r}")
+
+
+@torch.no_grad()
+def collect(
+    model: Any,
+    texts: Sequence[str],
+    hook_names: Sequence[str] | str,
+    positions: PositionSpec = "last",
+    batch_size: int = 8,
+    prepend_bos: bool | None = None,
+    hooks: HookList | None = None,
+    progress: bool = True,
+    dtype: torch.dtype | None = torch.float32,
+) -> Collection:
+    """Run ``texts`` through ``model`` and return the activations at ``hook_names`` (on CPU).
+
+    ``hooks`` (a TL hook list) are active during collection, e.g. to read activations of a steered model.
+    """
+    if isinstance(hook_names, str):
+        hook_names = [hook_names]
+    if not hook_names:
+        raise SteeringError("collect() needs at least one hook name")
+    if isinstance(texts, str):
+        raise SteeringError("collect() takes a list of texts, got a single string; wrap it in a list")
+    for name in hook_names:
+        validate_hook_name(model, name)
+    layers = [_layer(n) for n in hook_names]
+    stop = None if any(layer is None for layer in layers) else max(layers) + 1  # type: ignore[type-var]
+    if stop is not None and stop >= model.cfg.n_layers:
+        stop = None
+    out: dict[str, list[Tensor]] = {n: [] for n in hook_names}
+    masks: list[Tensor] = []
+    batches = range(0, len(texts), batch_size)
+    with steer(model, hooks or []):
+        for start in tqdm(batches, desc="collect", disable=not progress, leave=False):
+            chunk = list(texts[start : start + batch_size])
+            tokens, mask = tokenize_left(model, chunk, prepend_bos)
+            _, cache = model.run_with_cache(
+                tokens, attention_mask=mask, names_filter=list(hook_names), stop_at_layer=stop,
+                return_cache_object=False,
+            )
+            for n in hook_names:
+                act = cache[n]
+                sel = _select(act, mask, positions)
+                out[n].append(sel.to("cpu", dtype=dtype) if dtype is not None else sel.to("cpu"))
+            masks.append(mask.to("cpu", dtype=torch.bool))
+    if positions == "all":
+        width = max(m.shape[1] for m in masks)
+        acts = {}
+        for n in hook_names:
+            padded = []
+            for a in out[n]:
+                pad = torch.zeros((a.shape[0], width - a.shape[1], *a.shape[2:]), dtype=a.dtype)
+                padded.append(torch.cat([pad, a], 1))
+            acts[n] = torch.cat(padded)
+        mask_all = torch.cat([torch.cat([torch.zeros(m.shape[0], width - m.shape[1], dtype=torch.bool), m], 1) for m in masks])
+        return Collection(acts, mask_all)
+    return Collection({n: torch.cat(v) for n, v in out.items()}, None)

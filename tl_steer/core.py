@@ -1,0 +1,281 @@
+"""The hook contract, position scoping and the ``steer`` context manager.
+
+A steering hook is any callable ``fn(activation, hook) -> Tensor`` (TransformerLens' ``HookPoint`` contract: the
+second parameter is passed by keyword and must be named ``hook``). tl_steer's hooks are *pure*: they return a new
+tensor, never edit ``activation`` in place (TL caches share memory with it), and keep its dtype and device.
+
+Placement is data: methods return TL's own hook list ``[(hook_name, fn), ...]``, which goes straight into
+``model.run_with_hooks(x, fwd_hooks=...)``, ``with model.hooks(fwd_hooks=...)``, ``run_with_cache`` or
+:func:`steer`.
+
+**Position scopes.** A hook only sees ``(batch, pos, ...)``. Which of those positions are prompt tokens, generated
+tokens, padding, or the last prompt token depends on the forward pass: with the KV cache every decode step sees
+``pos == 1``; without it every step recomputes the whole sequence; left padding shifts the prompt. A
+:class:`PositionTracker` (a passive ``torch`` forward pre-hook on ``model.original_model``, not a TL hook) records, per
+forward, how many tokens are already cached, the attention mask, and the prompt length of the current generation, so
+that a scoped hook edits exactly the same tokens whether the batch is padded or not and whether the KV cache is on
+or off. The rules:
+
+* A forward that receives a KV cache that the previous forward produced continues that generation.
+* A forward whose attention mask is longer than its input continues a generation (``past = mask_len - pos``).
+* A forward without cache whose tokens extend the previous forward's tokens by exactly one token is the next step
+  of an uncached generation (this is what ``generate(use_past_kv_cache=False)`` and hand-written loops do).
+* Anything else starts a new prompt: its length is the prompt length.
+
+Padding positions (attention mask 0) are never edited.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from jaxtyping import Bool
+from torch import Tensor
+
+from .errors import ScopeError, SteeringError
+from .sites import validate_hook_name
+
+HookFn = Callable[..., Tensor | None]
+HookList = list[tuple[str, HookFn]]
+
+
+@runtime_checkable
+class SteeringHook(Protocol):
+    """``__call__(activation, hook) -> Tensor``: pure, same shape, dtype and device as ``activation``."""
+
+    def __call__(self, activation: Tensor, hook: Any) -> Tensor: ...
+
+
+class Positions(str, Enum):
+    """Which token positions a hook edits."""
+
+    ALL = "all"  #: every real (non-padding) token, prompt and generated
+    PROMPT = "prompt"  #: prompt tokens only
+    GENERATED = "generated"  #: generated tokens only (as they are fed back in)
+    LAST_PROMPT = "last_prompt"  #: the last real prompt token of each row
+
+
+def parse_positions(positions: Positions | str) -> Positions:
+    try:
+        return Positions(positions)
+    except ValueError:
+        raise ScopeError(
+            f"unknown position scope {positions!r}; expected one of {[p.value for p in Positions]}"
+        ) from None
+
+
+@dataclass
+class ForwardInfo:
+    """What the tracker knows about the forward pass in flight."""
+
+    batch: int
+    n_new: int  #: tokens in this forward (the activations' pos axis)
+    past: int  #: tokens already in the KV cache
+    prompt_len: int  #: length of the (padded) prompt of the current generation
+    mask: Bool[Tensor, "batch n_new"]  #: real (non-padding) tokens among the new ones
+    last_prompt: Tensor  #: (batch,) absolute index of each row's last real prompt token
+
+    def positions(self, device: torch.device) -> Tensor:
+        return torch.arange(self.past, self.past + self.n_new, device=device)
+
+    def select(self, scope: Positions, device: torch.device) -> Bool[Tensor, "batch n_new"]:
+        pos = self.positions(device)[None, :]
+        mask = self.mask.to(device)
+        if scope is Positions.ALL:
+            return mask
+        if scope is Positions.PROMPT:
+            return mask & (pos < self.prompt_len)
+        if scope is Positions.GENERATED:
+            return mask & (pos >= self.prompt_len)
+        return mask & (pos == self.last_prompt.to(device)[:, None])
+
+
+class PositionTracker:
+    """Records each forward's cache offset, mask and prompt length (see the module docstring for the rules)."""
+
+    def __init__(self) -> None:
+        self.info: ForwardInfo | None = None
+        self._tokens: Tensor | None = None  # the last uncached forward's input ids
+        self._cache_ref: Any = None
+        self._total = 0
+        self._handle: Any = None
+
+    def reset(self) -> None:
+        self.info, self._tokens, self._cache_ref, self._total = None, None, None, 0
+
+    def _pre_hook(self, module: Any, args: tuple, kwargs: dict) -> None:
+        ids = args[0] if args and isinstance(args[0], Tensor) else kwargs.get("input_ids")
+        embeds = kwargs.get("inputs_embeds")
+        if ids is None and embeds is None:
+            self.reset()
+            return
+        ref = ids if ids is not None else embeds
+        batch, n_new = int(ref.shape[0]), int(ref.shape[1])
+        cache = kwargs.get("past_key_values", kwargs.get("cache"))
+        attn = kwargs.get("attention_mask")
+        if attn is not None and (not isinstance(attn, Tensor) or attn.ndim != 2):
+            attn = None
+        prev = self.info
+        past, cont = 0, False
+        if prev is not None and cache is not None and cache is self._cache_ref and prev.batch == batch:
+            past, cont = self._total, True
+        elif attn is not None and attn.shape[1] > n_new and prev is not None:
+            past, cont = int(attn.shape[1]) - n_new, True
+        elif (
+            prev is not None and cache is None and ids is not None and self._tokens is not None
+            and self._tokens.shape[0] == batch and n_new == self._tokens.shape[1] + 1
+            and torch.equal(ids[:, :-1].to(self._tokens.device), self._tokens)
+        ):
+            cont = True  # next step of an uncached generation: whole sequence recomputed
+        if attn is not None:
+            full = attn.bool()
+            new_mask = full[:, -n_new:]
+        else:
+            full, new_mask = None, torch.ones(batch, n_new, dtype=torch.bool, device=ref.device)
+        if cont:
+            prompt_len, last_prompt = prev.prompt_len, prev.last_prompt
+        else:
+            prompt_len = past + n_new
+            if full is not None and full.shape[1] == prompt_len:
+                idx = torch.arange(prompt_len, device=full.device).expand(batch, -1)
+                last_prompt = torch.where(full, idx, torch.full_like(idx, -1)).amax(dim=1)
+            else:
+                last_prompt = torch.full((batch,), prompt_len - 1, device=ref.device)
+        self.info = ForwardInfo(batch, n_new, past, prompt_len, new_mask, last_prompt)
+        self._total = past + n_new
+        self._cache_ref = cache
+        self._tokens = ids.detach().clone() if (ids is not None and cache is None) else None
+
+    @staticmethod
+    def _target(model: Any) -> torch.nn.Module:
+        target = getattr(model, "original_model", None)
+        if not isinstance(target, torch.nn.Module):
+            raise SteeringError(
+                f"{type(model).__name__} has no 'original_model' module to track positions on; "
+                "position scopes other than 'all' need a TransformerLens TransformerBridge"
+            )
+        return target
+
+    def attach(self, model: Any) -> None:
+        if self._handle is None:
+            self._handle = self._target(model).register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+
+    def detach(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        self.reset()
+
+
+_TRACKERS: weakref.WeakKeyDictionary[Any, PositionTracker] = weakref.WeakKeyDictionary()
+
+
+def tracker_for(model: Any, attach: bool = True) -> PositionTracker:
+    """The model's :class:`PositionTracker`, created (and attached) on first use."""
+    tracker = _TRACKERS.get(model)
+    if tracker is None:
+        tracker = _TRACKERS[model] = PositionTracker()
+    if attach:
+        tracker.attach(model)
+    return tracker
+
+
+def detach_tracker(model: Any) -> None:
+    """Remove the position tracker from ``model`` (scoped hooks then refuse to run)."""
+    tracker = _TRACKERS.pop(model, None)
+    if tracker is not None:
+        tracker.detach()
+
+
+@dataclass(frozen=True)
+class Scoped:
+    """Apply ``fn`` only at the positions chosen by ``positions``; elsewhere the activation passes through."""
+
+    fn: HookFn
+    positions: Positions
+    tracker: PositionTracker | None
+
+    def __call__(self, activation: Tensor, hook: Any) -> Tensor:
+        edited = self.fn(activation, hook=hook)
+        if edited is None:
+            raise SteeringError(
+                f"steering function {self.fn!r} at hook {getattr(hook, 'name', hook)!r} returned None; "
+                "tl_steer hooks must return the edited activation (and never edit in place)"
+            )
+        if self.positions is Positions.ALL and self.tracker is None:
+            return edited
+        info = self.tracker.info if self.tracker is not None else None
+        name = getattr(hook, "name", hook)
+        if info is None:
+            raise ScopeError(
+                f"hook {name!r} uses position scope {self.positions.value!r} but no forward pass was tracked; "
+                "build the hooks with the model (method.hooks(model, ...)) or run inside tl_steer.steer(model, ...)"
+            )
+        if activation.shape[0] != info.batch or activation.shape[1] != info.n_new:
+            raise ScopeError(
+                f"hook {name!r}: activation has (batch, pos) = {tuple(activation.shape[:2])} but the tracked "
+                f"forward has ({info.batch}, {info.n_new}); position scopes need (batch, pos, ...) activations "
+                "of the model's own forward pass"
+            )
+        keep = info.select(self.positions, activation.device)
+        keep = keep.reshape(keep.shape + (1,) * (activation.ndim - 2))
+        return torch.where(keep, edited, activation)
+
+
+def scoped(fn: HookFn, positions: Positions | str = Positions.ALL, model: Any = None) -> HookFn:
+    """Wrap a hook so it edits only ``positions`` (``"all"`` still skips padding when a mask is known)."""
+    positions = parse_positions(positions)
+    if model is None:
+        if positions is not Positions.ALL:
+            raise ScopeError(f"position scope {positions.value!r} needs the model: scoped(fn, positions, model)")
+        return Scoped(fn, positions, None)
+    return Scoped(fn, positions, tracker_for(model))
+
+
+def _flatten(hooks: Iterable[Any]) -> HookList:
+    out: HookList = []
+    for item in hooks:
+        if hasattr(item, "hooks") and callable(item.hooks) and not isinstance(item, tuple):
+            raise SteeringError(
+                f"steer() got a {type(item).__name__}; pass its hook list: method.hooks(model, ...)"
+            )
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            out.append(item)
+        elif isinstance(item, (list, tuple)):
+            out.extend(_flatten(item))
+        else:
+            raise SteeringError(
+                f"steer() expects (hook_name, fn) pairs or lists of them, got {type(item).__name__}: {item!r}"
+            )
+    return out
+
+
+@contextmanager
+def steer(model: Any, *hooks: Sequence[tuple[str, HookFn]] | tuple[str, HookFn]) -> Iterator[Any]:
+    """Attach steering hooks for the duration of a ``with`` block, built on TL's ``model.hooks(...)``.
+
+    ``with steer(model, sadi.hooks(model), caa.hooks(model)): model.generate(...)``. Hook names are checked
+    against ``model.hook_dict`` first (with near matches in the error). The hooks are removed on exit, also when
+    the block raises, and so is the position tracker if this context attached it.
+    """
+    pairs = _flatten(hooks)
+    for name, fn in pairs:
+        validate_hook_name(model, name)
+        if not callable(fn):
+            raise SteeringError(f"the hook for {name!r} is not callable: {fn!r}")
+    had = model in _TRACKERS and _TRACKERS[model]._handle is not None
+    tracker = tracker_for(model)
+    tracker.reset()
+    try:
+        with model.hooks(fwd_hooks=pairs):
+            yield model
+    finally:
+        tracker.reset()
+        if not had:
+            detach_tracker(model)

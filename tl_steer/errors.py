@@ -1,0 +1,35 @@
+"""One error family for everything tl_steer refuses to do.
+
+Every error names what was wrong (the hook, the expected and actual shapes or values) and how to fix it.
+All of them are ``ValueError`` subclasses, so ``except ValueError`` keeps working for callers that do not
+know about tl_steer.
+"""
+
+from __future__ import annotations
+
+
+class SteeringError(ValueError):
+    """Base class of every error raised by tl_steer."""
+
+
+class HookNameError(SteeringError, KeyError):
+    """A hook name that does not exist on the model (the message lists near matches)."""
+
+    def __str__(self) -> str:  # KeyError would otherwise wrap the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class ShapeError(SteeringError):
+    """An activation or tensor whose shape, dtype or device does not fit the steering method."""
+
+
+class ScopeError(SteeringError):
+    """A position scope that cannot be resolved for the current forward pass."""
+
+
+class ManifestError(SteeringError):
+    """A saved steering file that is corrupt, from another method, or for another model."""
+
+
+class ModelError(SteeringError):
+    """A model that cannot be loaded offline (missing package or file)."""

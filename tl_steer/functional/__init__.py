@@ -1,0 +1,8 @@
+"""Pure tensor math behind the steering methods: no hooks, no models, shapes in the signatures.
+
+Each method's math lives in its own submodule; the shared pieces are re-exported here.
+"""
+
+from ._common import add_scaled, feature_flat, rescale_to_norm, unflatten_like
+
+__all__ = ["add_scaled", "feature_flat", "rescale_to_norm", "unflatten_like"]

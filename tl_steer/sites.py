@@ -1,0 +1,116 @@
+"""Hook sites: map ``(layer, site)`` to TransformerLens hook names and check names and activation shapes.
+
+The names are TransformerLens' legacy spellings, which TL 4.x resolves as aliases of the bridge's canonical names
+(``blocks.3.hook_resid_post`` is ``blocks.3.hook_out``; the hook callee sees the canonical ``hook.name``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from enum import Enum
+from typing import Any
+
+import torch
+
+from .errors import HookNameError, ShapeError
+
+
+class Site(str, Enum):
+    """Where a steering method reads and edits activations."""
+
+    RESID_PRE = "resid_pre"  #: ``blocks.L.hook_resid_pre``, (batch, pos, d_model)
+    RESID_MID = "resid_mid"  #: ``blocks.L.hook_resid_mid``, (batch, pos, d_model)
+    RESID_POST = "resid_post"  #: ``blocks.L.hook_resid_post``, (batch, pos, d_model)
+    ATTN_OUT = "attn_out"  #: ``blocks.L.hook_attn_out``, (batch, pos, d_model)
+    MLP_OUT = "mlp_out"  #: ``blocks.L.hook_mlp_out``, (batch, pos, d_model)
+    Z = "z"  #: ``blocks.L.attn.hook_z``, per-head outputs before W_O, (batch, pos, head, d_head)
+    MLP_POST = "mlp_post"  #: ``blocks.L.mlp.hook_post``, MLP neurons, (batch, pos, d_mlp)
+
+
+_TEMPLATES = {
+    Site.RESID_PRE: "blocks.{layer}.hook_resid_pre",
+    Site.RESID_MID: "blocks.{layer}.hook_resid_mid",
+    Site.RESID_POST: "blocks.{layer}.hook_resid_post",
+    Site.ATTN_OUT: "blocks.{layer}.hook_attn_out",
+    Site.MLP_OUT: "blocks.{layer}.hook_mlp_out",
+    Site.Z: "blocks.{layer}.attn.hook_z",
+    Site.MLP_POST: "blocks.{layer}.mlp.hook_post",
+}
+_CANONICAL_SUFFIX = {  # bridge canonical spellings seen as hook.name
+    "hook_in": Site.RESID_PRE, "ln2.hook_in": Site.RESID_MID, "hook_out": Site.RESID_POST,
+    "attn.hook_out": Site.ATTN_OUT, "mlp.hook_out": Site.MLP_OUT, "attn.o.hook_in": Site.Z,
+    "mlp.out.hook_in": Site.MLP_POST,
+}
+_NAME_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def hook_name(layer: int, site: Site | str) -> str:
+    """``hook_name(3, "z") == "blocks.3.attn.hook_z"``."""
+    site = parse_site(site)
+    if not isinstance(layer, int) or layer < 0:
+        raise HookNameError(f"layer must be a non-negative int, got {layer!r}")
+    return _TEMPLATES[site].format(layer=layer)
+
+
+def parse_site(site: Site | str) -> Site:
+    try:
+        return Site(site)
+    except ValueError:
+        raise HookNameError(
+            f"unknown site {site!r}; expected one of {[s.value for s in Site]}"
+        ) from None
+
+
+def site_of(name: str) -> tuple[int, Site]:
+    """Inverse of :func:`hook_name`; accepts legacy and canonical spellings."""
+    m = _NAME_RE.match(name)
+    if m:
+        layer, rest = int(m.group(1)), m.group(2)
+        for site, template in _TEMPLATES.items():
+            if template.format(layer=layer) == name:
+                return layer, site
+        if rest in _CANONICAL_SUFFIX:
+            return layer, _CANONICAL_SUFFIX[rest]
+    raise HookNameError(
+        f"{name!r} is not a steerable site; expected a name like "
+        f"{[t.format(layer=0) for t in _TEMPLATES.values()]}"
+    )
+
+
+def validate_hook_name(model: Any, name: str) -> str:
+    """Return ``name`` if the model has it, else raise :class:`HookNameError` listing near matches."""
+    hook_dict = model.hook_dict
+    if name in hook_dict:
+        return name
+    near = difflib.get_close_matches(name, list(hook_dict), n=5, cutoff=0.6)
+    n_layers = getattr(getattr(model, "cfg", None), "n_layers", None)
+    hint = f" The model has {n_layers} layers (0..{n_layers - 1})." if n_layers else ""
+    raise HookNameError(
+        f"hook {name!r} does not exist on this model.{hint} Near matches: {near or 'none'}. "
+        "Use tl_steer.sites.hook_name(layer, site) to build names."
+    )
+
+
+def feature_shape(model: Any, site: Site | str) -> tuple[int, ...]:
+    """Trailing activation shape of a site on ``model`` (what follows ``batch pos``)."""
+    cfg = model.cfg
+    site = parse_site(site)
+    if site is Site.Z:
+        return (cfg.n_heads, cfg.d_head)
+    if site is Site.MLP_POST:
+        return (cfg.d_mlp,)
+    return (cfg.d_model,)
+
+
+def check_activation(
+    activation: torch.Tensor, hook: Any, trailing: tuple[int, ...], what: str = "steering method"
+) -> None:
+    """Raise :class:`ShapeError` unless ``activation`` is ``(batch, pos, *trailing)``."""
+    if activation.ndim != 2 + len(trailing) or tuple(activation.shape[2:]) != tuple(trailing):
+        name = getattr(hook, "name", hook)
+        raise ShapeError(
+            f"{what} at hook {name!r} expects an activation of shape (batch, pos, "
+            f"{', '.join(map(str, trailing))}) but got {tuple(activation.shape)}. "
+            "Was the method fitted on another site or model? Attach it to the site it was fitted on."
+        )
