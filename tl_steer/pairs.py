@@ -1,0 +1,53 @@
+"""Contrastive sets: the common input of every fitted steering method.
+
+A :class:`ContrastSet` holds full texts (prompt + answer) for one attribute. ``positive`` is always the
+*desirable* side (truthful, non-toxic, unbiased); ``negative`` the side to steer away from. Polarity is explicit so
+that labels such as ToxiGen's (where 1 means toxic) cannot silently steer the wrong way: build sets with
+:func:`from_labels` and say which label is desirable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import SteeringError
+
+
+@dataclass(frozen=True)
+class ContrastSet:
+    attribute: str
+    positive: tuple[str, ...]  #: desirable texts
+    negative: tuple[str, ...]  #: undesirable texts
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "positive", tuple(self.positive))
+        object.__setattr__(self, "negative", tuple(self.negative))
+        if not self.positive or not self.negative:
+            raise SteeringError(
+                f"contrast set {self.attribute!r} needs positive and negative texts, got "
+                f"{len(self.positive)} positive and {len(self.negative)} negative"
+            )
+        for side in (self.positive, self.negative):
+            for t in side:
+                if not isinstance(t, str):
+                    raise SteeringError(f"contrast set {self.attribute!r} holds a {type(t).__name__}, expected str")
+
+    @property
+    def paired(self) -> bool:
+        return len(self.positive) == len(self.negative)
+
+
+def from_labels(
+    attribute: str, texts: Sequence[str], labels: Sequence[int | bool | str], desirable: int | bool | str
+) -> ContrastSet:
+    """Split labelled texts: label == ``desirable`` goes to ``positive``, everything else to ``negative``."""
+    if len(texts) != len(labels):
+        raise SteeringError(f"{len(texts)} texts but {len(labels)} labels for {attribute!r}")
+    if desirable not in set(labels):
+        raise SteeringError(
+            f"desirable label {desirable!r} does not occur in the labels of {attribute!r} ({sorted(set(map(str, labels)))})"
+        )
+    pos = [t for t, lab in zip(texts, labels, strict=True) if lab == desirable]
+    neg = [t for t, lab in zip(texts, labels, strict=True) if lab != desirable]
+    return ContrastSet(attribute, tuple(pos), tuple(neg))
