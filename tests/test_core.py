@@ -1,0 +1,213 @@
+"""The hook contract: purity, scopes, padding and KV-cache consistency, and leak-free contexts."""
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tl_steer import Positions, ScopeError, SteeringError, detach_tracker, scoped, steer
+from tl_steer.core import tracker_for
+from tl_steer.errors import HookNameError
+from tl_steer.methods.vector import AddVector, SteeringVectors
+
+from strategies import activations, coefs
+
+SITE = "blocks.0.hook_resid_post"
+PROMPTS = ["hi", "hello there", "a much longer prompt here"]
+
+
+def _vec(model, seed=1, scale=4.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(model.cfg.d_model, generator=g) * scale
+
+
+def _n_hooks(model) -> int:
+    return sum(len(hp._forward_hooks) for hp in set(model.hook_dict.values()))
+
+
+@given(act=activations(d=8), coef=coefs)
+@settings(max_examples=50, deadline=None)
+def test_add_vector_is_pure_and_keeps_dtype(act, coef):
+    v = torch.randn(8)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        a = act.to(dtype)
+        before = a.clone()
+        out = AddVector(v, coef)(a, hook=None)
+        assert out.dtype == dtype and out.shape == a.shape and out.device == a.device
+        assert torch.equal(a, before), "the hook edited its input in place"
+        assert out.data_ptr() != a.data_ptr()
+
+
+def test_zero_strength_hook_leaves_logits_identical(tiny):
+    base = tiny(PROMPTS, padding_side="left")
+    for scope in Positions:
+        hooks = SteeringVectors({SITE: _vec(tiny)}, coef=0.0).hooks(tiny, positions=scope)
+        out = tiny.run_with_hooks(PROMPTS, fwd_hooks=hooks, padding_side="left")
+        assert torch.equal(out, base), scope
+
+
+def test_nonzero_hook_changes_logits(tiny):
+    base = tiny(PROMPTS, padding_side="left")
+    with steer(tiny, SteeringVectors({SITE: _vec(tiny)}, coef=1.0).hooks(tiny)):
+        out = tiny(PROMPTS, padding_side="left")
+    assert (out - base).abs().max() > 1e-2
+
+
+def test_hooks_removed_after_exception(tiny):
+    detach_tracker(tiny)
+    n0 = _n_hooks(tiny)
+    base = tiny("hello")
+    with pytest.raises(RuntimeError, match="boom"):
+        with steer(tiny, [(SITE, AddVector(_vec(tiny), 3.0))]):
+            assert _n_hooks(tiny) == n0 + 1
+            raise RuntimeError("boom")
+    assert _n_hooks(tiny) == n0
+    assert tracker_for(tiny, attach=False)._handle is None, "steer() left its position tracker attached"
+    assert torch.equal(tiny("hello"), base)
+
+
+def test_hooks_removed_when_a_hook_raises(tiny):
+    n0 = _n_hooks(tiny)
+
+    def bad(act, hook):
+        raise RuntimeError("inside hook")
+
+    with pytest.raises(RuntimeError, match="inside hook"):
+        with steer(tiny, [(SITE, bad)]):
+            tiny("hello")
+    assert _n_hooks(tiny) == n0
+
+
+def test_steer_validates_names_before_attaching(tiny):
+    n0 = _n_hooks(tiny)
+    with pytest.raises(HookNameError, match="Near matches"):
+        with steer(tiny, [(SITE, AddVector(_vec(tiny))), ("blocks.0.hook_resid_pots", AddVector(_vec(tiny)))]):
+            pass
+    assert _n_hooks(tiny) == n0
+    with pytest.raises(SteeringError, match="expects"):
+        with steer(tiny, [SITE]):
+            pass
+
+
+def test_hook_returning_none_is_an_error(tiny):
+    with pytest.raises(SteeringError, match="returned None"):
+        tiny.run_with_hooks("hi", fwd_hooks=[(SITE, scoped(lambda a, hook: None))])
+
+
+def test_scope_without_model_is_an_error():
+    with pytest.raises(ScopeError, match="needs the model"):
+        scoped(AddVector(torch.zeros(4)), "last_prompt")
+    with pytest.raises(ScopeError, match="unknown position scope"):
+        scoped(AddVector(torch.zeros(4)), "middle")
+
+
+def _edited_positions(model, prompts, scope, padding_side="left"):
+    """Run a forward with a recording hook and return the (batch, pos) mask of edited positions."""
+    seen = {}
+
+    def probe(act, hook):
+        seen["act"] = act
+        return act + 1.0
+
+    def after(act, hook):
+        seen["out"] = act
+        return act
+
+    hooks = [(SITE, scoped(probe, scope, model))]
+    with steer(model, hooks):
+        model.run_with_hooks(prompts, fwd_hooks=[(SITE, after)], padding_side=padding_side)
+    return (seen["out"] - seen["act"]).abs().amax(-1) > 0.5
+
+
+@pytest.mark.parametrize("scope", list(Positions))
+def test_scope_masks_in_a_left_padded_forward(tiny, scope):
+    from tl_steer.collect import tokenize_left
+
+    _, mask = tokenize_left(tiny, PROMPTS)
+    edited = _edited_positions(tiny, PROMPTS, scope)
+    mask = mask.bool()
+    if scope in (Positions.ALL, Positions.PROMPT):
+        assert torch.equal(edited, mask)  # every real token, never padding
+    elif scope is Positions.GENERATED:
+        assert not edited.any()
+    else:
+        expect = torch.zeros_like(mask)
+        expect[:, -1] = True
+        assert torch.equal(edited, expect)
+
+
+@pytest.mark.parametrize("scope", list(Positions))
+def test_batched_left_padded_equals_one_by_one(tiny, scope):
+    sv = SteeringVectors({SITE: _vec(tiny)}, coef=1.0)
+    with steer(tiny, sv.hooks(tiny, positions=scope)):
+        batched = tiny(PROMPTS, padding_side="left")[:, -1]
+        single = torch.cat([tiny(p)[:, -1] for p in PROMPTS])
+    torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("scope", list(Positions))
+def test_generation_cached_uncached_batched_single_agree(tiny_hf, scope):
+    """Same steering whether the KV cache is on or off and whether prompts are batched (left-padded) or not."""
+    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, coef=1.0)
+    kw = dict(max_new_tokens=6, do_sample=False, stop_at_eos=False, verbose=False)
+    base = tiny_hf.generate(PROMPTS, **kw)
+    outs = {}
+    for cache in (True, False):
+        with steer(tiny_hf, sv.hooks(tiny_hf, positions=scope)):
+            outs[cache, "batch"] = tiny_hf.generate(PROMPTS, use_past_kv_cache=cache, **kw)
+            outs[cache, "single"] = [tiny_hf.generate(p, use_past_kv_cache=cache, **kw) for p in PROMPTS]
+    ref = outs[False, "single"]
+    for key, val in outs.items():
+        assert val == ref, (scope, key)
+    assert ref != base, "the steering vector should change the generations"
+
+
+def test_generated_scope_leaves_prompt_logits_alone(tiny_hf):
+    """With GENERATED scope the prompt forward (prefill) is untouched, and only later tokens differ."""
+    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, coef=1.0)
+    base = tiny_hf("hello there")
+    with steer(tiny_hf, sv.hooks(tiny_hf, positions="generated")):
+        assert torch.equal(tiny_hf("hello there"), base)
+
+
+def test_generated_scope_matches_manual_edit_of_generated_positions(tiny_hf):
+    """Cached generation with GENERATED scope equals one uncached forward that edits exactly positions >= P."""
+    v = _vec(tiny_hf, scale=3.0)
+    sv = SteeringVectors({SITE: v}, coef=1.0)
+    prompt = "hello"
+    P = tiny_hf.to_tokens(prompt).shape[1]
+    with steer(tiny_hf, sv.hooks(tiny_hf, positions="generated")):
+        toks = tiny_hf.generate(tiny_hf.to_tokens(prompt), max_new_tokens=5, do_sample=False, stop_at_eos=False, verbose=False)
+
+    def manual(act, hook):
+        out = act.clone()
+        out[:, P:] += v
+        return out
+
+    logits = tiny_hf.run_with_hooks(toks[:, :-1], fwd_hooks=[(SITE, manual)])
+    assert torch.equal(logits[0, P - 1 :].argmax(-1), toks[0, P:])
+
+
+@given(lengths=st.lists(st.integers(1, 12), min_size=1, max_size=4))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_last_prompt_scope_edits_exactly_one_real_token_per_row(tiny, lengths):
+    prompts = ["x" * n for n in lengths]
+    edited = _edited_positions(tiny, prompts, Positions.LAST_PROMPT)
+    assert edited.sum(1).tolist() == [1] * len(prompts)
+    assert edited[:, -1].all()
+
+
+def test_scope_on_foreign_activation_is_an_error(tiny):
+    hook = scoped(AddVector(torch.zeros(tiny.cfg.d_model)), "prompt", tiny)
+    tiny("hello")
+    with pytest.raises(ScopeError, match=r"\(batch, pos\)"):
+        hook(torch.zeros(3, 9, tiny.cfg.d_model), hook=None)
+
+
+def test_composes_with_run_with_cache(tiny):
+    v = _vec(tiny)
+    hooks = SteeringVectors({SITE: v}, coef=1.0).hooks(tiny)
+    _, clean = tiny.run_with_cache("hello", names_filter=[SITE])
+    with steer(tiny, hooks):
+        _, cache = tiny.run_with_cache("hello", names_filter=[SITE])
+    torch.testing.assert_close(cache[SITE], clean[SITE] + v)
