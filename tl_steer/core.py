@@ -22,6 +22,10 @@ or off. The rules:
   of an uncached generation (this is what ``generate(use_past_kv_cache=False)`` and hand-written loops do).
 * Anything else starts a new prompt: its length is the prompt length.
 
+Teacher-forced scoring feeds the prompt *and* the answer in one forward; inside
+``with tracker.prompt_length(n):`` every forward is taken as a new prompt whose first ``n`` (padded) positions are
+the prompt, so ``last_prompt`` edits the last prompt token and ``generated`` the answer tokens, as in generation.
+
 Padding positions (attention mask 0) are never edited.
 """
 
@@ -105,6 +109,24 @@ class PositionTracker:
         self._cache_ref: Any = None
         self._total = 0
         self._handle: Any = None
+        self._prompt_override: int | None = None
+
+    @contextmanager
+    def prompt_length(self, n: int) -> Iterator[PositionTracker]:
+        """Teacher-forced forwards: each forward in the block is a new prompt made of its first ``n`` positions.
+
+        The rest of the sequence (the scored answer) counts as generated. Rows must be laid out so that every
+        prompt ends at position ``n - 1`` (left-pad the prompts, right-pad the answers).
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ScopeError(f"prompt_length needs a positive int (the padded prompt length), got {n!r}")
+        old, self._prompt_override = self._prompt_override, n
+        self.reset()
+        try:
+            yield self
+        finally:
+            self._prompt_override = old
+            self.reset()
 
     def reset(self) -> None:
         self.info, self._tokens, self._cache_ref, self._total = None, None, None, 0
@@ -123,6 +145,14 @@ class PositionTracker:
             attn = None
         prev = self.info
         past, cont = 0, False
+        override = self._prompt_override
+        if override is not None:
+            if override > n_new:
+                raise ScopeError(
+                    f"prompt_length({override}) is longer than the forward's {n_new} tokens; "
+                    "the prompt must be part of the teacher-forced sequence"
+                )
+            prev = None  # teacher forcing: never a continuation
         if prev is not None and cache is not None and cache is self._cache_ref and prev.batch == batch:
             past, cont = self._total, True
         elif attn is not None and attn.shape[1] > n_new and prev is not None:
@@ -141,10 +171,10 @@ class PositionTracker:
         if cont:
             prompt_len, last_prompt = prev.prompt_len, prev.last_prompt
         else:
-            prompt_len = past + n_new
-            if full is not None and full.shape[1] == prompt_len:
+            prompt_len = past + n_new if override is None else override
+            if full is not None and full.shape[1] == past + n_new:
                 idx = torch.arange(prompt_len, device=full.device).expand(batch, -1)
-                last_prompt = torch.where(full, idx, torch.full_like(idx, -1)).amax(dim=1)
+                last_prompt = torch.where(full[:, :prompt_len], idx, torch.full_like(idx, -1)).amax(dim=1)
             else:
                 last_prompt = torch.full((batch,), prompt_len - 1, device=ref.device)
         self.info = ForwardInfo(batch, n_new, past, prompt_len, new_mask, last_prompt)

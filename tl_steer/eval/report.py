@@ -1,0 +1,130 @@
+"""Results as JSON files, a markdown table and a bar plot with 95% intervals."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import SteeringError
+from .run import EvalResult
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-")
+
+
+def write_json(result: EvalResult, out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{_slug(result.model)}__{result.task}__{result.method}__{result.split}.json"
+    path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return path
+
+
+def read_results(out_dir: str | Path) -> list[EvalResult]:
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise SteeringError(f"results directory {out} does not exist")
+    results = []
+    for p in sorted(out.glob("*.json")):
+        try:
+            results.append(EvalResult.from_dict(json.loads(p.read_text())))
+        except (KeyError, json.JSONDecodeError, TypeError):
+            continue  # not a result file
+    return results
+
+
+def fmt(value: float, low: float, high: float, pct: bool = True) -> str:
+    if pct:
+        return f"{value * 100:.1f} [{low * 100:.1f}, {high * 100:.1f}]"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def markdown_table(results: Sequence[EvalResult], metrics: Sequence[str] | None = None) -> str:
+    """One row per method, one column per (task, metric): ``value [95% CI]`` in percent, and a row of sample sizes.
+
+    ``metrics`` (e.g. ``["truthfulqa_mc2:mc2", "bbq:bias_ambig"]``) picks the columns; by default each task's
+    headline metric, plus ``mc1`` for TruthfulQA.
+    """
+    if not results:
+        return "(no results)\n"
+    if metrics is None:
+        cols: list[tuple[str, str]] = []
+        for r in results:
+            wanted = [r.headline] + (["mc1"] if r.task.startswith("truthfulqa") and r.headline != "mc1" else [])
+            for m in wanted:
+                if (r.task, m) not in cols:
+                    cols.append((r.task, m))
+    else:
+        cols = [tuple(c.split(":", 1)) for c in metrics]  # type: ignore[misc]
+    methods: list[str] = []
+    for r in results:
+        if r.method not in methods:
+            methods.append(r.method)
+    by = {(r.method, r.task): r for r in results}
+    head = "| method | " + " | ".join(f"{t} {m}" for t, m in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
+    for meth in methods:
+        cells = []
+        for t, m in cols:
+            r = by.get((meth, t))
+            e = r.metrics.get(m) if r is not None else None
+            cells.append(fmt(e.value, e.low, e.high, pct=not m.startswith("bias")) if e is not None else "–")
+        lines.append(f"| {meth} | " + " | ".join(cells) + " |")
+    ns = []
+    for t, m in cols:
+        sizes = sorted({r.metrics[m].n for r in results if r.task == t and m in r.metrics})
+        ns.append("/".join(map(str, sizes)) or "–")
+    lines.append("| n | " + " | ".join(ns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(results: Sequence[EvalResult], path: str | Path, title: str = "Results") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    note = ("Values in percent (bias scores ×1, in [-1, 1]) with 95% intervals: Wilson for accuracies, "
+            "percentile bootstrap (1,000 resamples) for MC2 and bias scores. n = test items.\n\n")
+    path.write_text(f"# {title}\n\n{note}{markdown_table(results)}")
+    return path
+
+
+def plot(results: Sequence[EvalResult], path: str | Path, metric: str | None = None) -> Path:
+    """Grouped bar chart (tasks on x, one bar per method) with 95% interval error bars."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SteeringError("plotting needs matplotlib: pip install matplotlib (or the [dev] extra)") from None
+    if not results:
+        raise SteeringError("no results to plot")
+    tasks = list(dict.fromkeys(r.task for r in results))
+    methods = list(dict.fromkeys(r.method for r in results))
+    by = {(r.method, r.task): r for r in results}
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(tasks), 3.4))
+    for k, meth in enumerate(methods):
+        xs, ys, lo, hi = [], [], [], []
+        for i, t in enumerate(tasks):
+            r = by.get((meth, t))
+            if r is None:
+                continue
+            e = r.metrics[metric or r.headline]
+            xs.append(i + (k - (len(methods) - 1) / 2) * width)
+            ys.append(e.value)
+            lo.append(e.value - e.low)
+            hi.append(e.high - e.value)
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=meth)
+    ax.set_xticks(range(len(tasks)))
+    ax.set_xticklabels(tasks, rotation=20)
+    ax.set_ylabel(metric or "headline metric")
+    ax.legend(fontsize=7, ncol=min(3, len(methods)))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,190 @@
+"""Log-likelihood scoring of multiple-choice items, batched, padding-correct and steering-aware.
+
+Each choice is scored as the summed log-probability of its continuation tokens given its context, in one
+teacher-forced forward of ``context + continuation``. Batches are laid out *prompt-aligned*::
+
+    [pad pad  c0 c1 c2 c3 | a0 a1 pad]
+    [c0 c1 c2 c3 c4 c5 c6 | a0 pad pad]
+                        ^ every context ends at column P-1
+
+(left padding before the context, right padding after the answer, with an attention mask; the bridge derives
+position ids from the mask). Every row's last context token sits at the same column ``P - 1``, so the position
+tracker is told ``prompt_length(P)`` (:meth:`tl_steer.core.PositionTracker.prompt_length`): a method scoped to
+``last_prompt`` edits the last context token (as it would in the prefill of a generation), ``prompt`` edits the
+context, ``generated`` the answer tokens, and padding is never edited. Scores equal one-by-one scoring up to float
+error (tested).
+
+Details:
+
+* The context and the continuation are tokenised separately (BOS before the context when the model prepends one),
+  so all choices of an item share the same context tokens; whitespace at the end of the context moves to the start
+  of the continuation.
+* The last continuation token never needs to be fed: the forward is ``context + continuation[:-1]``. Identical fed
+  sequences are computed once, so single-token choices (`` Yes``/`` No``, `` A``..`` D``) cost one forward per item.
+* Contexts longer than the model's ``n_ctx`` are truncated from the left (after the BOS token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from ..core import HookList, steer, tracker_for
+from ..errors import SteeringError
+from .tasks import MCItem
+
+Normalize = Literal["none", "token", "char"]
+
+
+@dataclass(frozen=True)
+class ChoiceScores:
+    """Per-choice summed log-likelihoods of one item, with the lengths needed to normalise them."""
+
+    logprob: tuple[float, ...]
+    n_tokens: tuple[int, ...]
+    n_chars: tuple[int, ...]
+
+    def get(self, normalize: Normalize = "none") -> tuple[float, ...]:
+        if normalize == "none":
+            return self.logprob
+        if normalize == "token":
+            return tuple(lp / max(n, 1) for lp, n in zip(self.logprob, self.n_tokens, strict=True))
+        if normalize == "char":
+            return tuple(lp / max(n, 1) for lp, n in zip(self.logprob, self.n_chars, strict=True))
+        raise SteeringError(f"normalize must be 'none', 'token' or 'char', got {normalize!r}")
+
+
+def _split_ws(context: str, continuation: str) -> tuple[str, str]:
+    stripped = context.rstrip(" ")
+    return stripped, context[len(stripped):] + continuation
+
+
+def encode(model: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Token ids of ``context`` (with BOS when the model prepends one) and of ``continuation``."""
+    tok = model.tokenizer
+    if tok is None:
+        raise SteeringError("scoring needs a model with a tokenizer (model.tokenizer is None)")
+    context, continuation = _split_ws(context, continuation)
+    if not continuation:
+        raise SteeringError(f"empty continuation after context {context[-60:]!r}; every choice must be non-empty")
+    ctx = list(tok(context, add_special_tokens=False)["input_ids"]) if context else []
+    bos = getattr(tok, "bos_token_id", None)
+    if getattr(model.cfg, "default_prepend_bos", True) and bos is not None:
+        ctx = [bos] + ctx
+    if not ctx:
+        raise SteeringError(
+            "empty context and the model prepends no BOS token: the first continuation token has nothing to be "
+            "conditioned on; give the item a prompt"
+        )
+    cont = list(tok(continuation, add_special_tokens=False)["input_ids"])
+    if not cont:
+        raise SteeringError(f"continuation {continuation!r} encodes to no tokens")
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if n_ctx is not None and len(ctx) + len(cont) - 1 > n_ctx:
+        keep = n_ctx - len(cont) + 1
+        if keep < 1:
+            raise SteeringError(f"continuation of {len(cont)} tokens does not fit the model's n_ctx={n_ctx}")
+        head = ctx[:1] if (bos is not None and ctx[0] == bos) else []
+        ctx = head + ctx[len(ctx) - keep + len(head):]
+    return ctx, cont
+
+
+@torch.no_grad()
+def _run_batch(model: Any, seqs: list[tuple[tuple[int, ...], tuple[int, ...]]], pad_id: int) -> torch.Tensor:
+    """Log-probs of the positions from the last context token on: ``(batch, A + 1, d_vocab)``."""
+    P = max(len(c) for c, _ in seqs)
+    A = max(len(a) for _, a in seqs)
+    device = getattr(model.cfg, "device", None) or "cpu"
+    tokens = torch.full((len(seqs), P + A), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), P + A), dtype=torch.long)
+    for r, (c, a) in enumerate(seqs):
+        row = list(c) + list(a)
+        tokens[r, P - len(c): P + len(a)] = torch.tensor(row, dtype=torch.long)
+        mask[r, P - len(c): P + len(a)] = 1
+    tokens, mask = tokens.to(device), mask.to(device)
+    with tracker_for(model).prompt_length(P):
+        logits = model(tokens, attention_mask=mask, return_type="logits")
+    return logits[:, P - 1:].float().log_softmax(-1)
+
+
+def _batches(
+    seqs: list[tuple[tuple[int, ...], tuple[int, ...]]], order: list[int], batch_size: int, n_ctx: int | None
+) -> list[list[int]]:
+    """Consecutive chunks of ``order`` of at most ``batch_size`` rows whose aligned width fits ``n_ctx``."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    P = A = 0
+    for s in order:
+        p, a = max(P, len(seqs[s][0])), max(A, len(seqs[s][1]))
+        if cur and (len(cur) >= batch_size or (n_ctx is not None and p + a > n_ctx)):
+            out.append(cur)
+            cur, p, a = [], len(seqs[s][0]), len(seqs[s][1])
+        cur.append(s)
+        P, A = p, a
+    if cur:
+        out.append(cur)
+    return out
+
+
+def score_items(
+    model: Any,
+    items: Sequence[MCItem],
+    hooks: HookList | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    desc: str = "score",
+) -> list[ChoiceScores]:
+    """Summed log-likelihood (and lengths) of every choice of every item, under ``hooks`` (a TL hook list)."""
+    if batch_size < 1:
+        raise SteeringError(f"batch_size must be >= 1, got {batch_size}")
+    seq_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+    targets: list[tuple[int, tuple[int, ...]]] = []
+    for item in items:
+        for j, choice in enumerate(item.choices):
+            ctx, cont = encode(model, item.context(j), choice)
+            key = (tuple(ctx), tuple(cont[:-1]))
+            if key not in seq_index:
+                seq_index[key] = len(seq_index)
+            targets.append((seq_index[key], tuple(cont)))
+    seqs = list(seq_index)
+    order = sorted(range(len(seqs)), key=lambda s: -(len(seqs[s][0]) + len(seqs[s][1])))
+    tok = model.tokenizer
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    by_seq: dict[int, list[int]] = {}
+    for r, (s, _) in enumerate(targets):
+        by_seq.setdefault(s, []).append(r)
+    result = [0.0] * len(targets)
+    with steer(model, hooks or []):
+        for batch in tqdm(_batches(seqs, order, batch_size, getattr(model.cfg, "n_ctx", None)), desc=desc,
+                          disable=not progress, leave=False):
+            logp = _run_batch(model, [seqs[s] for s in batch], pad_id)
+            for row, s in enumerate(batch):
+                for r in by_seq[s]:
+                    cont = targets[r][1]
+                    idx = torch.tensor(cont, device=logp.device)
+                    result[r] = float(logp[row, torch.arange(len(cont), device=logp.device), idx].sum())
+    out: list[ChoiceScores] = []
+    r = 0
+    for item in items:
+        n = len(item.choices)
+        lps = tuple(result[r: r + n])
+        ntok = tuple(len(targets[k][1]) for k in range(r, r + n))
+        out.append(ChoiceScores(lps, ntok, tuple(len(c.strip()) or 1 for c in item.choices)))
+        r += n
+    return out
+
+
+def score_choices(
+    model: Any,
+    items: Sequence[MCItem],
+    hooks: HookList | None = None,
+    batch_size: int = 8,
+    normalize: Normalize = "none",
+    progress: bool = False,
+) -> list[tuple[float, ...]]:
+    """Log-likelihood of each choice of each item (``normalize``: ``"none"`` sum, ``"token"`` or ``"char"`` mean)."""
+    return [s.get(normalize) for s in score_items(model, items, hooks, batch_size, progress)]
