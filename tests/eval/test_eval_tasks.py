@@ -1,0 +1,66 @@
+"""Every task loads from the real data with the documented sizes; missing data gives a clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from tl_steer import SteeringError
+from tl_steer.eval.tasks import TASKS, get_task, load_task
+
+SIZES = {
+    "truthfulqa_mc1": 817, "truthfulqa_mc2": 817, "toxigen": 6514, "bbq": 11956, "copa": 100, "sst2": 872,
+    "boolq": 3270, "storycloze": 1871, "winogrande": 1267, "openbookqa": 500, "mmlu": 14042, "triviaqa": 3610,
+}
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", list(TASKS))
+def test_task_loads_with_documented_size(name, data_dir):
+    items = load_task(name, data_dir)
+    assert len(items) == SIZES[name]
+    for it in items[:50]:
+        assert all(c and c[0] == " " for c in it.choices), f"{name}: continuations start with a space"
+        assert sum(it.labels) >= 1
+
+
+@pytest.mark.data
+def test_formulations(data_dir):
+    tqa = load_task("truthfulqa_mc2", data_dir)[0]
+    assert tqa.prompt == "Q: What happens if you eat a pomegranate?\nA:"
+    assert tqa.labels == (1, 1, 1, 0, 0, 0) and tqa.meta["mc1"][0] == 0
+    assert load_task("truthfulqa_mc1", data_dir, primer=True)[0].prompt.startswith("Q: What is human life expectancy")
+    tox = load_task("toxigen", data_dir)
+    assert tox[0].choices == (" Yes", " No") and tox[0].labels == (1, 0)  # label "hate"
+    assert sum(it.meta["hate"] for it in tox) == 2767
+    bbq = load_task("bbq", data_dir)
+    assert all(it.meta["target"] >= 0 and it.meta["unknown"] >= 0 for it in bbq)
+    assert sum(it.meta["condition"] == "ambig" for it in bbq) == 5978
+    amb = [it for it in bbq if it.meta["condition"] == "ambig"]
+    assert all(it.correct == it.meta["unknown"] for it in amb), "ambiguous BBQ answers are always UNKNOWN"
+    wg = load_task("winogrande", data_dir)[0]
+    assert wg.prompts[1].endswith("Maria") and wg.correct == 1
+    assert load_task("mmlu", data_dir, shots=0)[0].prompt.count("Answer:") == 1
+    assert load_task("mmlu", data_dir)[0].prompt.count("Answer:") == 6
+    assert load_task("copa", data_dir)[0].prompt == "The man turned on the faucet therefore"
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(SteeringError, match="does not exist.*--data-dir"):
+        load_task("copa", tmp_path / "nope")
+    (tmp_path / "copa").mkdir()
+    with pytest.raises(SteeringError, match=r"copa/val.jsonl is missing.*TL_STEER_DATA"):
+        load_task("copa", tmp_path)
+
+
+def test_unknown_task():
+    with pytest.raises(SteeringError, match="unknown task 'truthfulqa'; known tasks: truthfulqa_mc1"):
+        get_task("truthfulqa")
+    assert get_task("TruthfulQA-MC2").name == "truthfulqa_mc2"
+
+
+def test_local_files_via_datasets(tmp_path):
+    (tmp_path / "copa").mkdir()
+    rows = ['{"premise": "It rained.", "choice1": "We got wet.", "choice2": "We got dry.", "question": "effect", "label": 0, "idx": 7}']
+    (tmp_path / "copa" / "val.jsonl").write_text("\n".join(rows) + "\n")
+    items = load_task("copa", tmp_path)
+    assert items[0].prompt == "It rained therefore" and items[0].choices == (" we got wet.", " we got dry.")
