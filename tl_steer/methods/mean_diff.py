@@ -1,0 +1,122 @@
+"""Mean-difference steering vectors: CAA (Rimsky et al., 2024) and ActAdd (Turner et al., 2023).
+
+Update rule (applied by :class:`~tl_steer.methods.vector.SteeringVectors`): ``a' = a + coef * v`` at the chosen
+positions, with
+
+* **mean difference / CAA**: ``v = mean_i a_L(pos_i) - mean_j a_L(neg_j)`` at the last token of each text. CAA's
+  texts are multiple-choice prompts ending in the answer letter of the matching (positive) or non-matching
+  (negative) behaviour, so "last token" is the answer letter, as in the paper. With paired sets this is the mean of
+  the pairwise differences.
+* **ActAdd**: ``v = a_L(positive) - a_L(negative)`` from *one* pair of prompts (e.g. "Love" − "Hate").
+
+Differences from the reference code:
+
+* ActAdd's reference implementation adds the whole ``(pos, d_model)`` difference of the two prompts to the *first*
+  positions of the user's prompt (padding the shorter prompt). Here the difference is a single vector read at the
+  last token (``positions="last"``, or ``"mean"`` over tokens), added at any :class:`~tl_steer.core.Positions`
+  scope; this is the single-vector variant most follow-up work uses.
+* CAA adds the vector at every position after the instruction; ``positions="all"`` (the default of ``hooks``) adds
+  it at every real token, prompt included. Pass ``positions="generated"`` or ``"last_prompt+generated"`` to restrict it.
+* ``normalize=True`` rescales each vector to unit L2 norm so that ``coef`` is an absolute step size (not in CAA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..collect import PositionSpec as CollectPositions
+from ..collect import collect
+from ..errors import ShapeError, SteeringError
+from ..functional.sadi import mean_difference
+from ..pairs import ContrastSet
+from ..sites import Site, hook_name
+from .vector import SteeringVectors
+
+
+def _resolve_names(
+    model: Any, hook_names: Sequence[str] | str | None, layer: int | Sequence[int] | None, site: Site | str | None
+) -> list[str]:
+    if hook_names is not None:
+        if layer is not None or site is not None:
+            raise SteeringError("pass either hook_names or (layer, site), not both")
+        return [hook_names] if isinstance(hook_names, str) else list(hook_names)
+    if layer is None:
+        raise SteeringError(
+            "mean_diff needs hook_names=[...] or layer=... (with site=, default 'resid_pre'), e.g. layer=12"
+        )
+    layers = [layer] if isinstance(layer, int) else list(layer)
+    return [hook_name(int(lay), site or Site.RESID_PRE) for lay in layers]
+
+
+def mean_diff_from_activations(
+    pos: dict[str, Tensor], neg: dict[str, Tensor], coef: float = 1.0, normalize: bool = False
+) -> SteeringVectors:
+    """``{name: mean(pos[name]) - mean(neg[name])}`` as :class:`SteeringVectors` (activations ``(n, *feature)``)."""
+    if not pos or set(pos) != set(neg):
+        raise SteeringError(f"pos and neg must hold the same non-empty hook names, got {sorted(pos)} and {sorted(neg)}")
+    vectors: dict[str, Tensor] = {}
+    for name in pos:
+        p, n = pos[name], neg[name]
+        if p.ndim < 2 or p.shape[1:] != n.shape[1:] or len(p) == 0 or len(n) == 0:
+            raise ShapeError(
+                f"activations at {name!r} must be (n, *feature) with equal feature shapes and n > 0, "
+                f"got pos {tuple(p.shape)} and neg {tuple(n.shape)}"
+            )
+        v = mean_difference(p.float(), n.float())
+        if normalize:
+            v = v / v.norm().clamp_min(1e-12)
+        vectors[name] = v
+    return SteeringVectors(vectors, float(coef))
+
+
+@torch.no_grad()
+def mean_diff(
+    model: Any,
+    contrast: ContrastSet,
+    hook_names: Sequence[str] | str | None = None,
+    *,
+    layer: int | Sequence[int] | None = None,
+    site: Site | str | None = None,
+    coef: float = 1.0,
+    positions: CollectPositions = "last",
+    normalize: bool = False,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> SteeringVectors:
+    """CAA / mean-difference vectors: ``mean(act(positive)) - mean(act(negative))`` at each hook.
+
+    ``mean_diff(model, contrast, layer=12)`` reads ``blocks.12.hook_resid_pre`` at the last token of every text.
+    """
+    names = _resolve_names(model, hook_names, layer, site)
+    if positions == "all":
+        raise SteeringError("mean_diff needs one vector per text: positions='last', 'mean' or a negative int")
+    pos = collect(model, list(contrast.positive), names, positions=positions, batch_size=batch_size, progress=progress)
+    neg = collect(model, list(contrast.negative), names, positions=positions, batch_size=batch_size, progress=progress)
+    return mean_diff_from_activations(pos.acts, neg.acts, coef=coef, normalize=normalize)
+
+
+caa = mean_diff  #: CAA is the mean difference over A/B prompts ending in the answer letter
+
+
+def actadd(
+    model: Any,
+    positive: str,
+    negative: str,
+    hook_names: Sequence[str] | str | None = None,
+    *,
+    layer: int | Sequence[int] | None = None,
+    site: Site | str | None = None,
+    coef: float = 1.0,
+    positions: CollectPositions = "last",
+) -> SteeringVectors:
+    """ActAdd: the activation difference of a single prompt pair, e.g. ``actadd(model, "Love", "Hate", layer=6)``."""
+    if not isinstance(positive, str) or not isinstance(negative, str):
+        raise SteeringError("actadd takes one positive and one negative prompt (str); use mean_diff for sets")
+    return mean_diff(
+        model, ContrastSet("actadd", (positive,), (negative,)), hook_names, layer=layer, site=site, coef=coef,
+        positions=positions, batch_size=1,
+    )

@@ -1,0 +1,134 @@
+"""Choose hyperparameters (layer, K, delta, alpha, coef) on a *validation* split.
+
+``sweep(build, grid, score)`` tries every combination in ``grid``: ``build(params) -> HookList`` makes the hooks,
+``score(hooks) -> float`` evaluates them on validation data, and the best combination wins.
+
+Never pass a scorer that reads the test split: the numbers you then report on test would be optimistically
+biased. (The SADI reference code picks its number of elements and strength by the best test score; tl_steer
+does not.) Split your data with :func:`train_val_split` (fit on train, sweep on val), and evaluate the chosen
+setting once on test afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .collect import tokenize_left
+from .core import HookList, steer
+from .errors import SteeringError
+from .pairs import ContrastSet
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Every tried setting with its validation score (``table``), and the best one."""
+
+    table: list[dict[str, Any]]
+    best_params: dict[str, Any]
+    best_score: float
+    maximize: bool = True
+
+    def to_pandas(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.table)
+
+
+def sweep(
+    build: Callable[[dict[str, Any]], HookList],
+    grid: Mapping[str, Sequence[Any]],
+    score: Callable[[HookList], float],
+    *,
+    maximize: bool = True,
+    progress: bool = False,
+) -> SweepResult:
+    """Grid search: ``score(build(params))`` for every ``params`` in the product of ``grid``.
+
+    ``score`` must evaluate on validation data only. Ties keep the first setting in grid order; settings whose score
+    is NaN are kept in the table but never chosen.
+    """
+    if not grid or any(len(v) == 0 for v in grid.values()):
+        raise SteeringError(f"sweep grid needs at least one value per parameter, got {dict(grid)!r}")
+    keys = list(grid)
+    table: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, Any]] | None = None
+    combos = list(itertools.product(*(grid[k] for k in keys)))
+    if progress:
+        from tqdm.auto import tqdm
+
+        combos = tqdm(combos, desc="sweep", leave=False)
+    for values in combos:
+        params = dict(zip(keys, values, strict=True))
+        s = float(score(build(params)))
+        table.append({**params, "score": s})
+        if math.isnan(s):
+            continue
+        if best is None or (s > best[0] if maximize else s < best[0]):
+            best = (s, params)
+    if best is None:
+        raise SteeringError("every setting in the sweep scored NaN; check the scorer")
+    return SweepResult(table, best[1], best[0], maximize)
+
+
+def train_val_split(contrast: ContrastSet, val_fraction: float = 0.2, seed: int = 0) -> tuple[ContrastSet, ContrastSet]:
+    """Seeded split of a contrast set (pairs stay together when it is paired)."""
+    from .methods.iti import split_indices
+
+    ptr, pva, ntr, nva = split_indices(len(contrast.positive), len(contrast.negative), val_fraction, seed, contrast.paired)
+    pick = lambda side, idx: tuple(side[i] for i in sorted(idx.tolist()))  # noqa: E731
+    return (
+        ContrastSet(contrast.attribute, pick(contrast.positive, ptr), pick(contrast.negative, ntr)),
+        ContrastSet(contrast.attribute, pick(contrast.positive, pva), pick(contrast.negative, nva)),
+    )
+
+
+@torch.no_grad()
+def continuation_logprob(
+    model: Any, prompts: Sequence[str], continuations: Sequence[str], hooks: HookList = (),
+    prepend_bos: bool | None = None,
+) -> Tensor:
+    """Sum of log-probs of ``continuations[i]`` after ``prompts[i]`` under ``hooks`` (one value per prompt).
+
+    The prompt is run first and the continuation is fed one token at a time (uncached), so position scopes see
+    the prompt boundary exactly as in generation (``last_prompt`` edits the prompt's last token, not the
+    continuation's). Costs ``len(continuation) + 1`` forwards per prompt.
+    """
+    if len(prompts) != len(continuations):
+        raise SteeringError(f"{len(prompts)} prompts but {len(continuations)} continuations")
+    out = []
+    with steer(model, list(hooks)):
+        for prompt, cont in zip(prompts, continuations, strict=True):
+            p_tok, _ = tokenize_left(model, [prompt], prepend_bos)
+            c_tok = model.to_tokens(cont, prepend_bos=False).to(p_tok.device)
+            if c_tok.shape[1] == 0:
+                raise SteeringError(f"continuation {cont!r} has no tokens")
+            seq = p_tok
+            logits = model(seq)
+            for j in range(c_tok.shape[1]):
+                seq = torch.cat([seq, c_tok[:, j : j + 1]], dim=1)
+                logits = model(seq)
+            lp = torch.log_softmax(logits[0, p_tok.shape[1] - 1 : -1].float(), dim=-1)
+            out.append(lp.gather(1, c_tok[0][:, None]).sum())
+    return torch.stack(out).cpu()
+
+
+def logprob_margin_scorer(
+    model: Any, prompts: Sequence[str], positive: Sequence[str] | str, negative: Sequence[str] | str
+) -> Callable[[HookList], float]:
+    """A validation scorer: mean ``log p(positive | prompt) - log p(negative | prompt)`` under the hooks."""
+    pos = [positive] * len(prompts) if isinstance(positive, str) else list(positive)
+    neg = [negative] * len(prompts) if isinstance(negative, str) else list(negative)
+
+    def score(hooks: HookList) -> float:
+        lp = continuation_logprob(model, prompts, pos, hooks)
+        ln = continuation_logprob(model, prompts, neg, hooks)
+        return float((lp - ln).mean())
+
+    return score
