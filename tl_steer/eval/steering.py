@@ -118,3 +118,50 @@ def load(method: str, path: Any, model: Any) -> Any:
     method = parse_method(method)
     _module(method)
     return io.load(path, model=model)
+
+
+def fit_many(methods: Sequence[str], model: Any, sets: Sequence[ContrastSet], opts: FitOptions | None = None) -> dict[str, Any]:
+    """Fit several methods from ONE activation-collection pass over the contrast texts (last token of each text).
+
+    Same defaults as :func:`fit` (CAA and MAT-Steer at ``resid_pre`` of ``layer``; ITI and SADI over the heads
+    of every layer), but each text runs through the model once instead of once per method.
+    """
+    from ..collect import collect
+
+    opts = opts or FitOptions()
+    methods = [parse_method(m) for m in methods]
+    if any(m not in FITTED for m in methods):
+        raise SteeringError(f"fit_many fits {FITTED}, got {methods}")
+    layer = opts.layer if opts.layer is not None else model.cfg.n_layers // 2
+    point = hook_name(layer, opts.site or Site.RESID_PRE)
+    heads = [hook_name(i, Site.Z) for i in range(model.cfg.n_layers)]
+    names = sorted(({point} if {"caa", "mat-steer"} & set(methods) else set())
+                   | (set(heads) if {"iti", "sadi"} & set(methods) else set()))
+    pos: dict[str, dict[str, Any]] = {}
+    neg: dict[str, dict[str, Any]] = {}
+    for s in sets:
+        kw = dict(positions="last", batch_size=opts.batch_size, progress=opts.progress)
+        pos[s.attribute] = collect(model, list(s.positive), names, **kw).acts
+        neg[s.attribute] = collect(model, list(s.negative), names, **kw).acts
+
+    def merged(side: dict[str, dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+        import torch
+
+        return {k: torch.cat([side[a][k] for a in side]) for k in keys}
+
+    out: dict[str, Any] = {}
+    for m in methods:
+        mod = _module(m)
+        if m == "caa":
+            out[m] = mod.mean_diff_from_activations(merged(pos, [point]), merged(neg, [point]))
+        elif m == "iti":
+            kw = {"k": opts.k} if opts.k is not None else {}
+            out[m] = mod.Iti.from_activations(merged(pos, heads), merged(neg, heads), seed=opts.seed, paired=True, **kw)
+        elif m == "sadi":
+            out[m] = mod.Sadi.from_activations(merged(pos, heads), merged(neg, heads), k=opts.k or 8)
+        else:
+            out[m], _ = mod.MatSteer.fit(
+                {a: pos[a][point] for a in pos}, {a: neg[a][point] for a in neg}, point, seed=opts.seed,
+                progress=opts.progress, **opts.extra,
+            )
+    return out
