@@ -1,0 +1,143 @@
+"""Pure tensor math of MAT-Steer (Nguyen et al., "Multi-Attribute Steering of Language Models via Targeted
+Interventions", ACL 2025, arXiv 2502.12446).
+
+Shapes use a *group* axis ``g`` so that one code path covers both feature layouts of
+:class:`tl_steer.methods.mat_steer.MatSteer`: a flat feature (``g == 1``, ``d`` = the whole feature, e.g.
+``d_model`` or ``n_heads * d_head``) and per-head features (``g == n_heads``, ``d == d_head``, every head with its
+own independent parameters).
+
+Update rule, per group and token ``a``::
+
+    g_t(a) = sigmoid(w_t . a + b_t)                     (gate of attribute t)
+    a'     = a + coef * sum_t g_t(a) theta_t
+    a'     = a' * ||a|| / ||a'||                        (when rescale)
+"""
+
+from __future__ import annotations
+
+import einops
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from .._typecheck import typed
+
+
+@typed
+def gates(
+    x: Float[Tensor, "rows g d"], w: Float[Tensor, "attr g d"], b: Float[Tensor, "attr g"]
+) -> Float[Tensor, "rows g attr"]:
+    """``sigmoid(w_t . x + b_t)`` for every row, group and attribute."""
+    logits = einops.einsum(x, w, "rows g d, attr g d -> rows g attr")
+    return torch.sigmoid(logits + einops.rearrange(b, "attr g -> g attr"))
+
+
+@typed
+def edit(
+    x: Float[Tensor, "rows g d"],
+    theta: Float[Tensor, "attr g d"],
+    w: Float[Tensor, "attr g d"],
+    b: Float[Tensor, "attr g"],
+    coef: float = 1.0,
+    rescale: bool = True,
+    eps: float = 1e-8,
+) -> Float[Tensor, "rows g d"]:
+    """``x + coef * sum_t g_t(x) theta_t``, optionally rescaled to ``||x||`` per row and group. Out of place."""
+    g = gates(x, w, b)
+    delta = einops.einsum(g, theta, "rows g attr, attr g d -> rows g d")
+    out = x + coef * delta
+    if rescale:
+        ref = x.norm(dim=-1, keepdim=True)
+        out = out * (ref / out.norm(dim=-1, keepdim=True).clamp_min(eps))
+    return out
+
+
+@typed
+def sq_dists(x: Float[Tensor, "*batch n d"], y: Float[Tensor, "*batch m d"]) -> Float[Tensor, "*batch n m"]:
+    """Squared Euclidean distances, ``>= 0`` and differentiable everywhere (also at zero distance)."""
+    xx = (x * x).sum(-1)[..., :, None]
+    yy = (y * y).sum(-1)[..., None, :]
+    xy = einops.einsum(x, y, "... n d, ... m d -> ... n m")
+    return (xx + yy - 2 * xy).clamp_min(0.0)
+
+
+@typed
+def kernel(sq: Float[Tensor, "*batch n m"], sigmas: Float[Tensor, "*bw k"]) -> Float[Tensor, "*batch n m"]:
+    """Mean over bandwidths ``sigma_k`` of ``exp(-sq / (2 sigma_k^2))``.
+
+    ``sigmas`` broadcasts against the leading axes of ``sq`` (e.g. ``(g, k)`` against ``(attr, g, n, m)``).
+    """
+    s = sigmas[..., None, None, :]  # (*bw, 1, 1, k)
+    return torch.exp(-sq[..., None] / (2 * s * s)).mean(-1)
+
+
+@typed
+def mmd2(
+    x: Float[Tensor, "*batch n d"], y: Float[Tensor, "*batch m d"], sigmas: Float[Tensor, "*bw k"]
+) -> Float[Tensor, "*batch"]:
+    """Biased (V-statistic) squared MMD between the samples ``x`` and ``y`` (as in the paper's code)."""
+    kxx = kernel(sq_dists(x, x), sigmas).mean((-2, -1))
+    kyy = kernel(sq_dists(y, y), sigmas).mean((-2, -1))
+    kxy = kernel(sq_dists(x, y), sigmas).mean((-2, -1))
+    return kxx + kyy - 2 * kxy
+
+
+@typed
+def orthogonality(theta: Float[Tensor, "attr g d"], eps: float = 1e-12) -> Float[Tensor, "g"]:
+    """``sum_{i<j} cos^2(theta_i, theta_j)`` per group (0 for a single attribute)."""
+    unit = theta / theta.norm(dim=-1, keepdim=True).clamp_min(eps)
+    cos = einops.einsum(unit, unit, "i g d, j g d -> g i j")
+    upper = torch.triu(torch.ones(theta.shape[0], theta.shape[0], dtype=torch.bool, device=theta.device), 1)
+    return (cos * cos * upper).sum((-2, -1))
+
+
+@typed
+def median_distance(
+    x: Float[Tensor, "n g d"], max_rows: int = 512, generator: torch.Generator | None = None
+) -> Float[Tensor, "g"]:
+    """Median pairwise distance per group on at most ``max_rows`` random rows (the median heuristic)."""
+    if x.shape[0] > max_rows:
+        idx = torch.randperm(x.shape[0], generator=generator)[:max_rows].to(x.device)
+        x = x[idx]
+    xg = einops.rearrange(x, "n g d -> g n d")
+    d = sq_dists(xg, xg).sqrt()
+    n = xg.shape[1]
+    off = ~torch.eye(n, dtype=torch.bool, device=x.device)
+    return d[:, off].median(dim=-1).values.clamp_min(1e-6)
+
+
+@typed
+def losses(
+    pos: Float[Tensor, "attr n g d"],
+    neg: Float[Tensor, "attr n g d"],
+    theta: Float[Tensor, "attr g d"],
+    w: Float[Tensor, "attr g d"],
+    b: Float[Tensor, "attr g"],
+    sigmas: Float[Tensor, "g k"],
+    rescale: bool = True,
+) -> dict[str, Tensor]:
+    """The four MAT-Steer loss terms on one mini-batch (``pos[t]``, ``neg[t]``: desirable / undesirable rows of
+    attribute ``t``). Also returns the mean distance between positives and edited negatives (a diagnostic).
+
+    * ``mmd``: mean over attributes and groups of MMD^2(pos_t, edit(neg_t)) (every attribute's gate acts);
+    * ``preserve``: mean of g^2 on positives (leave desirable tokens alone);
+    * ``sparse``: mean of g on negatives (few attributes fire per token);
+    * ``ortho``: sum_{i<j} cos^2(theta_i, theta_j), averaged over groups.
+    """
+    n_attr, n = neg.shape[0], neg.shape[1]
+    flat_neg = einops.rearrange(neg, "attr n g d -> (attr n) g d")
+    flat_pos = einops.rearrange(pos, "attr n g d -> (attr n) g d")
+    edited = einops.rearrange(edit(flat_neg, theta, w, b, 1.0, rescale), "(attr n) g d -> attr g n d", attr=n_attr, n=n)
+    p = einops.rearrange(pos, "attr n g d -> attr g n d")
+    mmd = mmd2(p, edited, sigmas).mean()
+    g_pos = gates(flat_pos, w, b)
+    g_neg = gates(flat_neg, w, b)
+    with torch.no_grad():
+        pair = sq_dists(p, edited).sqrt().mean()
+    return {
+        "mmd": mmd,
+        "preserve": (g_pos * g_pos).mean(),
+        "sparse": g_neg.mean(),
+        "ortho": orthogonality(theta).mean(),
+        "pair_dist": pair,
+    }
