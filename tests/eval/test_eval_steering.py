@@ -1,0 +1,51 @@
+"""Method dispatch: fit / fit_many on the tiny model, hooks move the scores, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tl_steer import SteeringError
+from tl_steer.eval import steering
+from tl_steer.eval.pairs import contrast_from_items
+from tl_steer.eval.scoring import score_choices
+from tl_steer.eval.tasks import MCItem
+
+ITEMS = [MCItem(f"Q: is {w} true?\nA:", (" yes it is", " no it is not"), (1, 0)) for w in
+         ("this", "that", "it", "sky blue", "grass red", "two even", "ice hot", "fire warm")]
+
+
+@pytest.fixture(scope="module")
+def sets():
+    flip = [MCItem(it.prompt, it.choices, (0, 1)) for it in ITEMS]
+    return [contrast_from_items("a", ITEMS), contrast_from_items("b", flip)]
+
+
+def test_fit_many_and_hooks_change_scores(tiny, sets):
+    opts = steering.FitOptions(layer=1, k=2, progress=False, extra={"epochs": 2})
+    fitted = steering.fit_many(["caa", "iti", "sadi", "mat-steer"], tiny, sets, opts)
+    assert set(fitted) == {"caa", "iti", "sadi", "mat-steer"}
+    base = score_choices(tiny, ITEMS[:3])
+    for m, f in fitted.items():
+        hooks = steering.hooks(m, f, tiny, strength=8.0)
+        assert hooks, m
+        steered = score_choices(tiny, ITEMS[:3], hooks=hooks)
+        assert any(abs(a - b) > 1e-4 for s, t in zip(steered, base, strict=True) for a, b in zip(s, t, strict=True)), m
+    assert steering.hooks("none", None, tiny) == [] and steering.hooks("prompting", None, tiny) == []
+
+
+def test_fit_single_method_matches_layer_default(tiny, sets):
+    caa = steering.fit("caa", tiny, sets, steering.FitOptions(progress=False))
+    assert caa.hook_names() == [f"blocks.{tiny.cfg.n_layers // 2}.hook_resid_pre"]
+
+
+def test_errors(tiny, sets, monkeypatch):
+    with pytest.raises(SteeringError, match="unknown method 'lora'"):
+        steering.parse_method("lora")
+    assert steering.parse_method("MAT_Steer") == "mat-steer" and steering.parse_method("mean-diff") == "caa"
+    with pytest.raises(SteeringError, match="nothing to fit"):
+        steering.fit("prompting", tiny, sets)
+    with pytest.raises(SteeringError, match="out of range"):
+        steering.fit("caa", tiny, sets, steering.FitOptions(layer=7, progress=False))
+    monkeypatch.setitem(steering._MODULES, "iti", "no_such_module")
+    with pytest.raises(SteeringError, match="not in this checkout yet"):
+        steering.fit("iti", tiny, sets)
