@@ -27,6 +27,9 @@ Differences from the reference code (``duykhuongnguyen/MAT-Steer``, ``validation
   ``resid_pre``, and edits attention head outputs);
 * a median-heuristic or multi-bandwidth kernel is offered: sigma = 2 on raw activations whose pairwise distances
   are in the tens makes every kernel value ~0 and the MMD gradient vanishes;
+* ``standardize=True`` optimises gates and theta in per-coordinate standardised coordinates (same function
+  class and loss, exported in the paper's form): with the reference's raw parametrisation the gates start
+  saturated on large-norm residual streams and die within a step;
 * seeded, held-out early stopping, explicit polarity (``desirable`` / ``undesirable``).
 """
 
