@@ -4,13 +4,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import activations, coefs
 
 from tl_steer import Positions, ScopeError, SteeringError, detach_tracker, scoped, steer
 from tl_steer.core import tracker_for
 from tl_steer.errors import HookNameError
 from tl_steer.methods.vector import AddVector, SteeringVectors
-
-from strategies import activations, coefs
 
 SITE = "blocks.0.hook_resid_post"
 PROMPTS = ["hi", "hello there", "a much longer prompt here"]

@@ -35,7 +35,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -56,7 +56,7 @@ class SteeringHook(Protocol):
     def __call__(self, activation: Tensor, hook: Any) -> Tensor: ...
 
 
-class Positions(str, Enum):
+class Positions(StrEnum):
     """Which token positions a hook edits."""
 
     ALL = "all"  #: every real (non-padding) token, prompt and generated

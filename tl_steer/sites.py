@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -16,7 +16,7 @@ import torch
 from .errors import HookNameError, ShapeError
 
 
-class Site(str, Enum):
+class Site(StrEnum):
     """Where a steering method reads and edits activations."""
 
     RESID_PRE = "resid_pre"  #: ``blocks.L.hook_resid_pre``, (batch, pos, d_model)
