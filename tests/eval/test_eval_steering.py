@@ -16,8 +16,8 @@ ITEMS = [MCItem(f"Q: is {w} true?\nA:", (" yes it is", " no it is not"), (1, 0))
 
 @pytest.fixture(scope="module")
 def sets():
-    flip = [MCItem(it.prompt, it.choices, (0, 1)) for it in ITEMS]
-    return [contrast_from_items("a", ITEMS), contrast_from_items("b", flip)]
+    other = [MCItem(f"Statement: {w}. Fair?", (" fair", " unfair"), (1, 0)) for w in ("a", "b", "c", "d", "e", "f")]
+    return [contrast_from_items("a", ITEMS), contrast_from_items("b", other)]
 
 
 def test_fit_many_and_hooks_change_scores(tiny, sets):
