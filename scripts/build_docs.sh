@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg TOKENIZERS_PARALLELISM=false NO_MKDOCS_2_WARNING=1
-python scripts/render_tutorials.py
-python -m mkdocs build --strict "$@"
+PY=python
+if [ -x "${VENV:-.venv}/bin/python" ]; then PY="${VENV:-.venv}/bin/python"; fi
+"$PY" scripts/render_tutorials.py
+"$PY" -m mkdocs build --strict "$@"
