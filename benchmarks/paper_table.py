@@ -9,8 +9,9 @@ MAT-Steer learns one gated direction per attribute, jointly. Every number is on 
     python benchmarks/paper_table.py --limit 400 --device cuda --mmlu-shots 5
     python benchmarks/paper_table.py --methods none caa mat-steer --layer 12 --kernel median
 
-``--select-on-val`` picks each method's strength from a small grid by the mean headline score over the three tasks
-on the *val* split (``--val-limit`` items each) before the test run. Results: one JSON per run, ``results.md``
+By default (``--select-on-val``) each fitted method's strength is picked from ``GRID`` by the mean headline score
+over the three tasks on the *val* split (``--val-limit`` items each) before the test run; MAT-Steer is fitted with
+``MAT_DEFAULTS`` (median kernel, mean-difference init, lr 3e-3, lambdas 0.1), chosen on val (docs/results.md). Results: one JSON per run, ``results.md``
 and ``results.png`` in ``--out``.
 """
 
@@ -34,8 +35,12 @@ from tl_steer.eval.run import evaluate  # noqa: E402
 
 TASKS = ("truthfulqa_mc2", "toxigen", "bbq")
 ALL_METHODS = ("none", "prompting", "caa", "iti", "sadi", "mat-steer")
-GRID = {"caa": [0.5, 1.0, 2.0, 4.0], "iti": [2.0, 5.0, 10.0, 15.0], "sadi": [0.5, 1.0, 2.0, 4.0],
-        "mat-steer": [0.5, 1.0, 2.0, 4.0]}
+#: strengths tried on val for every fitted method (same number of tries each, so the selection is fair)
+GRID = {"caa": [1.0, 2.0, 4.0], "iti": [5.0, 10.0, 15.0], "sadi": [1.0, 2.0, 4.0], "mat-steer": [1.0, 2.0, 4.0]}
+#: MAT-Steer fit settings chosen on the val split (docs/results.md): with the paper's kernel (Gaussian, sigma 2),
+#: random init and lambdas (0.9, 0.9, 0.1), the truthfulness and toxicity gates close on ~100-pair sets and the
+#: fitted edit is ~0 for them; a median-heuristic kernel, mean-difference init and lambdas 0.1 keep them open.
+MAT_DEFAULTS = {"kernel": "median", "init": "mean_diff", "lr": 3e-3, "lambdas": (0.1, 0.1, 0.1), "epochs": 100}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,14 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-pairs", type=int, default=160, help="at most this many pairs per task")
     ap.add_argument("--layer", type=int, default=None, help="steering layer (default n_layers // 2)")
     ap.add_argument("--k", type=int, default=None, help="ITI heads / SADI elements (method defaults)")
-    ap.add_argument("--kernel", default=None, choices=["gaussian", "median", "multiscale"], help="MAT-Steer kernel")
-    ap.add_argument("--epochs", type=int, default=None, help="MAT-Steer epochs")
+    ap.add_argument("--kernel", default=MAT_DEFAULTS["kernel"], choices=["gaussian", "median", "multiscale"],
+                    help="MAT-Steer kernel (paper: gaussian)")
+    ap.add_argument("--epochs", type=int, default=MAT_DEFAULTS["epochs"], help="MAT-Steer epochs")
+    ap.add_argument("--init", default=MAT_DEFAULTS["init"], choices=["random", "mean_diff"],
+                    help="MAT-Steer theta init (paper: random)")
+    ap.add_argument("--lr", type=float, default=MAT_DEFAULTS["lr"], help="MAT-Steer Adam lr (paper: 1e-3)")
+    ap.add_argument("--lambdas", type=float, nargs=3, default=list(MAT_DEFAULTS["lambdas"]),
+                    metavar=("PRESERVE", "SPARSE", "ORTHO"), help="MAT-Steer loss weights (paper: 0.9 0.9 0.1)")
     ap.add_argument("--strength", action="append", default=[], metavar="METHOD=VALUE",
                     help="fixed strength per method, e.g. caa=2 iti=10 (coef / alpha / delta)")
     ap.add_argument("--positions", action="append", default=[], metavar="METHOD=SCOPE",
                     help="position scope per method, e.g. sadi=last_prompt+generated")
-    ap.add_argument("--select-on-val", action="store_true", help="choose strengths on the val split first")
-    ap.add_argument("--val-limit", type=int, default=30)
+    ap.add_argument("--select-on-val", action=argparse.BooleanOptionalAction, default=True,
+                    help="choose every fitted method's strength from GRID on the val split first (default on; "
+                         "--no-select-on-val uses the methods' default strengths)")
+    ap.add_argument("--val-limit", type=int, default=20, help="val items per task for strength selection")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/paper_table")
@@ -75,13 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     fitted_methods = [m for m in args.methods if m in steering.FITTED]
 
     fitted = {}
+    extra: dict = {}
     if fitted_methods:
         t0 = time.perf_counter()
         sets = [build_contrast(t, args.data_dir, "train", limit=args.fit_limit, max_pairs=args.max_pairs,
                                seed=args.seed) for t in TASKS]
         print("contrast sets (train split): " + ", ".join(f"{s.attribute} {len(s.positive)} pairs" for s in sets))
-        extra = {k: v for k, v in (("kernel", args.kernel), ("epochs", args.epochs)) if v is not None}
-        extra["device"] = dev  # MAT-Steer trains where the model runs
+        extra = {"kernel": args.kernel, "epochs": args.epochs, "init": args.init, "lr": args.lr,
+                 "lambdas": tuple(args.lambdas), "device": dev}  # MAT-Steer trains where the model runs
         opts = steering.FitOptions(layer=args.layer, k=args.k, seed=args.seed, batch_size=args.batch_size,
                                    progress=not args.quiet, extra=extra)
         fitted = steering.fit_many(fitted_methods, model, sets, opts)
@@ -91,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         hooks = steering.hooks(method, fitted[method], model, scopes.get(method), strength) if method in fitted else []
         cfg = {"strength": strength, "positions": scopes.get(method) or steering.DEFAULT_POSITIONS.get(method),
                "layer": args.layer if args.layer is not None else model.cfg.n_layers // 2,
-               "fit_tasks": list(TASKS), "fit_limit": args.fit_limit, "max_pairs": args.max_pairs, "device": dev}
+               "fit_tasks": list(TASKS), "fit_limit": args.fit_limit, "max_pairs": args.max_pairs, "device": dev,
+               **({"mat_steer": {k: extra[k] for k in ("kernel", "epochs", "init", "lr", "lambdas")}}
+                  if method == "mat-steer" else {})}
         return evaluate(model, task, hooks, method=method, split=split, limit=limit, data_dir=args.data_dir,
                         batch_size=args.batch_size, progress=not args.quiet, model_name=args.model,
                         task_options=task_options, config=cfg)
@@ -146,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             print("MAT-Steer is NOT above every baseline on every task:\n  " + "\n  ".join(losses))
         else:
             print("MAT-Steer is above every baseline on all three tasks (point estimates; see the intervals).")
-    print(f"total {time.perf_counter() - t_start:.0f}s; results in {out}")
+    print(f"strengths: {strengths or 'method defaults'}")
+    print(f"total {time.perf_counter() - t_start:.0f}s; JSON per cell in {out}/, table in {out / 'results.md'}")
     return 0
 
 
