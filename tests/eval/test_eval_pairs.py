@@ -19,6 +19,34 @@ def test_pairs_cycle_the_shorter_side():
     assert len(sub.positive) == 5 and sub == contrast_from_items("truth", [item] * 10, max_pairs=5, seed=3)
 
 
+def test_balance_key_equalises_answers_on_both_sides():
+    yes_no = (" Yes", " No")
+    items = [MCItem(f"S{i}:", yes_no, (0, 1)) for i in range(7)] + [MCItem(f"H{i}:", yes_no, (1, 0)) for i in range(3)]
+    raw = contrast_from_items("tox", items)
+    assert sum(p.endswith(" No") for p in raw.positive) == 7  # confounded: desirable mostly says "No"
+    bal = contrast_from_items("tox", items, balance_key=lambda it, j: it.choices[j], seed=1)
+    assert len(bal.positive) == 6 and bal.paired
+    for side in (bal.positive, bal.negative):
+        assert sum(t.endswith(" No") for t in side) == 3 and sum(t.endswith(" Yes") for t in side) == 3
+    assert bal == contrast_from_items("tox", items, balance_key=lambda it, j: it.choices[j], seed=1)
+    with pytest.raises(SteeringError, match="after answer balancing"):
+        contrast_from_items("tox", items[:7], balance_key=lambda it, j: it.choices[j])
+
+
+@pytest.mark.data
+def test_task_contrast_sets_are_answer_balanced(data_dir):
+    tox = build_contrast("toxigen", data_dir, limit=200)
+    assert sum(p.endswith(" No") for p in tox.positive) == sum(n.endswith(" No") for n in tox.negative) > 10
+    from tl_steer.eval.pairs import BALANCE_KEYS
+    from tl_steer.eval.splits import select
+
+    items = select(load_task("bbq", data_dir), "bbq", "train", 200)
+    key = BALANCE_KEYS["bbq"]
+    unknown = {it.context(j) + it.choices[j] for it in items for j in range(3) if key(it, j)}
+    bbq = build_contrast("bbq", data_dir, limit=200)
+    assert sum(p in unknown for p in bbq.positive) == sum(n in unknown for n in bbq.negative) > 10
+
+
 def test_per_choice_contexts():
     item = MCItem("", (" ends.", " ends."), (0, 1), prompts=("A so B", "A so C"))
     cs = contrast_from_items("wg", [item])
@@ -27,7 +55,7 @@ def test_per_choice_contexts():
 
 @pytest.mark.data
 def test_build_contrast_uses_train_only(data_dir):
-    cs = build_contrast("toxigen", data_dir, limit=20)
+    cs = build_contrast("toxigen", data_dir, limit=20, balance=False)
     items = load_task("toxigen", data_dir)
     train = [items[i] for i in load_split("toxigen", len(items))["train"][:20]]
     assert cs.attribute == "toxicity" and len(cs.positive) == 20
