@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from consistency import assert_generation_consistent
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import activations, seeds
 
-from tests.strategies import activations, seeds
 from tl_steer import io, steer
 from tl_steer.errors import HookNameError, ScopeError, ShapeError, SteeringError
 from tl_steer.functional.sadi import expand_head_mask, head_scores, sadi_edit, top_k_mask
@@ -194,12 +195,4 @@ def test_save_load_round_trip(tiny, tmp_path):
 @pytest.mark.parametrize("positions", ["last_prompt", "last_prompt+generated"])
 def test_generation_batched_vs_single_and_cached_vs_uncached(tiny_hf, positions):
     s = Sadi.from_contrast(tiny_hf, CONTRAST, site="resid_post", k=40, delta=4.0)
-    prompts = ["The movie was", "Hi", "I think that it is"]
-    kw = dict(max_new_tokens=6, do_sample=False, stop_at_eos=False, verbose=False)
-    base = [tiny_hf.generate(p, **kw) for p in prompts]
-    with steer(tiny_hf, s.hooks(tiny_hf, positions=positions)):
-        batched = tiny_hf.generate(prompts, **kw)
-        single = [tiny_hf.generate(p, **kw) for p in prompts]
-        uncached = [tiny_hf.generate(p, use_past_kv_cache=False, **kw) for p in prompts]
-    assert batched == single == uncached
-    assert batched != base  # the steering does change the generations
+    assert_generation_consistent(tiny_hf, s.hooks(tiny_hf, positions=positions), ["The movie was", "Hi", "I think that it is"])

@@ -1,0 +1,25 @@
+"""One check shared by every method's tests: steering is the same however generation is run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tl_steer import steer
+
+
+def assert_generation_consistent(model: Any, hooks: Sequence, prompts: Sequence[str], max_new_tokens: int = 6) -> list[str]:
+    """Greedy generations under ``hooks`` must agree batched (left-padded) vs one-by-one, KV cache on vs off,
+    and must differ from the unsteered generations. Returns the steered generations."""
+    kw = dict(max_new_tokens=max_new_tokens, do_sample=False, stop_at_eos=False, verbose=False)
+    base = model.generate(list(prompts), **kw)
+    outs = {}
+    with steer(model, hooks):
+        for cache in (True, False):
+            outs[cache, "batch"] = model.generate(list(prompts), use_past_kv_cache=cache, **kw)
+            outs[cache, "single"] = [model.generate(p, use_past_kv_cache=cache, **kw) for p in prompts]
+    ref = outs[False, "single"]
+    for key, val in outs.items():
+        assert val == ref, f"generation differs for (kv_cache, batching) = {key}: {val} vs {ref}"
+    assert ref != base, "the steering should change the generations"
+    return ref
