@@ -93,7 +93,7 @@ def save(method: Any, path: str | Path, model: Any = None, **extra: Any) -> Path
         "format_version": FORMAT_VERSION,
         "tl_steer_version": __version__,
         "method": name,
-        "hook_names": list(getattr(method, "hook_names", lambda: [])()) if callable(getattr(method, "hook_names", None)) else config.get("hook_names", []),
+        "hook_names": list(method.hook_names() if callable(getattr(method, "hook_names", None)) else config.get("hook_names", [])),
         "config": config,
         "model": model_fingerprint(model) if model is not None else None,
         "tensors_sha256": _sha256(path / TENSORS),
