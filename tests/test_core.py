@@ -136,6 +136,21 @@ def test_scope_masks_in_a_left_padded_forward(tiny, scope):
         assert torch.equal(edited, expect)
 
 
+def test_scope_unions_edit_the_union_once(tiny):
+    prompt_only = _edited_positions(tiny, PROMPTS, Positions.PROMPT)
+    assert torch.equal(_edited_positions(tiny, PROMPTS, "prompt+generated"), _edited_positions(tiny, PROMPTS, "all"))
+    assert torch.equal(_edited_positions(tiny, PROMPTS, ("last_prompt", "prompt")), prompt_only)
+    with pytest.raises(ScopeError, match="empty position scope"):
+        scoped(AddVector(torch.zeros(4)), "prompt+", tiny)
+    with pytest.raises(ScopeError, match="'last_prompt\\+generated' needs the model"):
+        scoped(AddVector(torch.zeros(4)), "last_prompt+generated")
+
+
+def test_union_scope_generation_consistent(tiny_hf):
+    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, coef=1.0)
+    assert_generation_consistent(tiny_hf, sv.hooks(tiny_hf, positions="last_prompt+generated"), PROMPTS)
+
+
 @pytest.mark.parametrize("scope", list(Positions))
 def test_batched_left_padded_equals_one_by_one(tiny, scope):
     sv = SteeringVectors({SITE: _vec(tiny)}, coef=1.0)

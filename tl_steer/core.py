@@ -74,6 +74,32 @@ def parse_positions(positions: Positions | str) -> Positions:
         ) from None
 
 
+PositionSpec = Positions | str | Sequence[Positions | str]
+
+
+def parse_position_set(positions: PositionSpec) -> tuple[Positions, ...]:
+    """``"last_prompt"``, ``Positions.ALL``, ``"last_prompt+generated"`` or ``("last_prompt", "generated")``.
+
+    A union collapses to ``(Positions.ALL,)`` when it contains ``ALL``; duplicates are dropped, order kept.
+    """
+    if isinstance(positions, Positions):
+        return (positions,)
+    if isinstance(positions, str):
+        parts = [p.strip() for p in positions.split("+")]
+    elif isinstance(positions, Sequence):
+        parts = list(positions)
+    else:
+        raise ScopeError(f"positions must be a Positions, a string or a sequence of them, got {positions!r}")
+    if not parts or any(p == "" for p in parts):
+        raise ScopeError(f"empty position scope in {positions!r}; expected e.g. 'last_prompt+generated'")
+    out: list[Positions] = []
+    for p in parts:
+        q = parse_positions(p)
+        if q not in out:
+            out.append(q)
+    return (Positions.ALL,) if Positions.ALL in out else tuple(out)
+
+
 @dataclass
 class ForwardInfo:
     """What the tracker knows about the forward pass in flight."""
@@ -225,10 +251,13 @@ def detach_tracker(model: Any) -> None:
 
 @dataclass(frozen=True)
 class Scoped:
-    """Apply ``fn`` only at the positions chosen by ``positions``; elsewhere the activation passes through."""
+    """Apply ``fn`` only at the union of the position scopes ``positions``; elsewhere the activation passes through.
+
+    ``fn`` runs once per call; positions in several scopes of the union are edited once.
+    """
 
     fn: HookFn
-    positions: Positions
+    positions: tuple[Positions, ...]
     tracker: PositionTracker | None
 
     def __call__(self, activation: Tensor, hook: Any) -> Tensor:
@@ -238,13 +267,14 @@ class Scoped:
                 f"steering function {self.fn!r} at hook {getattr(hook, 'name', hook)!r} returned None; "
                 "tl_steer hooks must return the edited activation (and never edit in place)"
             )
-        if self.positions is Positions.ALL and self.tracker is None:
+        if self.positions == (Positions.ALL,) and self.tracker is None:
             return edited
         info = self.tracker.info if self.tracker is not None else None
         name = getattr(hook, "name", hook)
+        scope = "+".join(p.value for p in self.positions)
         if info is None:
             raise ScopeError(
-                f"hook {name!r} uses position scope {self.positions.value!r} but no forward pass was tracked; "
+                f"hook {name!r} uses position scope {scope!r} but no forward pass was tracked; "
                 "build the hooks with the model (method.hooks(model, ...)) or run inside tl_steer.steer(model, ...)"
             )
         if activation.shape[0] != info.batch or activation.shape[1] != info.n_new:
@@ -253,19 +283,26 @@ class Scoped:
                 f"forward has ({info.batch}, {info.n_new}); position scopes need (batch, pos, ...) activations "
                 "of the model's own forward pass"
             )
-        keep = info.select(self.positions, activation.device)
+        keep = info.select(self.positions[0], activation.device)
+        for p in self.positions[1:]:
+            keep = keep | info.select(p, activation.device)
         keep = keep.reshape(keep.shape + (1,) * (activation.ndim - 2))
         return torch.where(keep, edited, activation)
 
 
-def scoped(fn: HookFn, positions: Positions | str = Positions.ALL, model: Any = None) -> HookFn:
-    """Wrap a hook so it edits only ``positions`` (``"all"`` still skips padding when a mask is known)."""
-    positions = parse_positions(positions)
+def scoped(fn: HookFn, positions: PositionSpec = Positions.ALL, model: Any = None) -> HookFn:
+    """Wrap a hook so it edits only ``positions``: one scope or a union such as ``"last_prompt+generated"``.
+
+    ``"all"`` still skips padding when a mask is known.
+    """
+    ps = parse_position_set(positions)
     if model is None:
-        if positions is not Positions.ALL:
-            raise ScopeError(f"position scope {positions.value!r} needs the model: scoped(fn, positions, model)")
-        return Scoped(fn, positions, None)
-    return Scoped(fn, positions, tracker_for(model))
+        if ps != (Positions.ALL,):
+            raise ScopeError(
+                f"position scope {'+'.join(p.value for p in ps)!r} needs the model: scoped(fn, positions, model)"
+            )
+        return Scoped(fn, ps, None)
+    return Scoped(fn, ps, tracker_for(model))
 
 
 def _flatten(hooks: Iterable[Any]) -> HookList:

@@ -7,10 +7,10 @@ import torch
 
 from tl_steer import io, steer
 from tl_steer.collect import collect
-from tl_steer.core import Positions
+from tl_steer.core import Positions, parse_position_set
 from tl_steer.errors import ScopeError, ShapeError, SteeringError
 from tl_steer.methods.mean_diff import actadd, caa, mean_diff, mean_diff_from_activations
-from tl_steer.methods.vector import SteeringVectors, parse_position_set
+from tl_steer.methods.vector import SteeringVectors
 from tl_steer.pairs import ContrastSet
 from tl_steer.sweep import continuation_logprob
 

@@ -31,12 +31,12 @@ from torch import Tensor
 
 from .. import io
 from ..collect import collect
-from ..core import HookList, Positions
+from ..core import HookList, Positions, PositionSpec, scoped
 from ..errors import ShapeError, SteeringError
 from ..functional.iti import fit_logistic_probes, mass_mean_directions, probe_accuracy, projection_std
 from ..pairs import ContrastSet
 from ..sites import Site, hook_name, site_of, validate_hook_name
-from .vector import AddVector, PositionSpec, scope
+from .vector import AddVector
 
 
 def split_indices(
@@ -101,7 +101,7 @@ class Iti:
         out: HookList = []
         for name in self.hook_names():
             validate_hook_name(model, name)
-            out.append((name, scope(AddVector(self.shift(site_of(name)[0]), a), positions, model)))
+            out.append((name, scoped(AddVector(self.shift(site_of(name)[0]), a), positions, model)))
         return out
 
     def with_alpha(self, alpha: float) -> Iti:

@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from .. import io
 from .._typecheck import typed
-from ..core import HookList, Positions, scoped
+from ..core import HookList, Positions, PositionSpec, scoped
 from ..errors import HookNameError, ManifestError, ShapeError, SteeringError
 from ..functional import mat_steer as F
 from ..sites import feature_shape, site_of, validate_hook_name
@@ -205,7 +205,7 @@ class MatSteer:
                     f"{site} activations are {have}: another model? Refit on this model."
                 )
 
-    def hooks(self, model: Any, positions: Positions | str = Positions.ALL, coef: float | None = None) -> HookList:
+    def hooks(self, model: Any, positions: PositionSpec = Positions.ALL, coef: float | None = None) -> HookList:
         """``[(hook_name, fn)]`` for ``run_with_hooks`` / ``model.hooks`` / :func:`tl_steer.steer`."""
         self.check_model(model)
         fn = self if coef is None else self.with_coef(coef)

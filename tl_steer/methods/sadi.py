@@ -33,12 +33,11 @@ from torch import Tensor
 from .. import io
 from .._typecheck import typed
 from ..collect import collect
-from ..core import HookList, Positions
+from ..core import HookList, Positions, PositionSpec, scoped
 from ..errors import ShapeError, SteeringError
 from ..functional.sadi import Select, expand_head_mask, head_scores, mean_difference, sadi_edit, top_k_mask
 from ..pairs import ContrastSet
 from ..sites import Site, check_activation, feature_shape, hook_name, parse_site, site_of, validate_hook_name
-from .vector import PositionSpec, scope
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ class Sadi:
         for name in self.hook_names():
             validate_hook_name(model, name)
             layer = site_of(name)[0]
-            out.append((name, scope(SadiEdit(self.feature_mask(layer), d), positions, model)))
+            out.append((name, scoped(SadiEdit(self.feature_mask(layer), d), positions, model)))
         return out
 
     def with_delta(self, delta: float) -> Sadi:

@@ -6,7 +6,6 @@ lives in :mod:`tl_steer.methods.mean_diff`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,64 +14,9 @@ from torch import Tensor
 
 from .. import io
 from .._typecheck import typed
-from ..core import HookFn, HookList, Positions, PositionTracker, Scoped, parse_positions, scoped, tracker_for
-from ..errors import ScopeError
+from ..core import HookList, Positions, PositionSpec, scoped
 from ..functional import add_scaled
 from ..sites import check_activation, validate_hook_name
-
-PositionSpec = Positions | str | Sequence[Positions | str]
-
-
-def parse_position_set(positions: PositionSpec) -> tuple[Positions, ...]:
-    """``"last_prompt"``, ``Positions.ALL``, ``"last_prompt+generated"`` or ``("last_prompt", "generated")``."""
-    if isinstance(positions, Positions):
-        return (positions,)
-    if isinstance(positions, str):
-        parts = [p.strip() for p in positions.split("+")]
-    elif isinstance(positions, Sequence):
-        parts = list(positions)
-    else:
-        raise ScopeError(f"positions must be a Positions, a string or a sequence of them, got {positions!r}")
-    if not parts or any(p == "" for p in parts):
-        raise ScopeError(f"empty position scope in {positions!r}; expected e.g. 'last_prompt+generated'")
-    out: list[Positions] = []
-    for p in parts:
-        q = parse_positions(p)
-        if q not in out:
-            out.append(q)
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class _Const:
-    value: Tensor
-
-    def __call__(self, activation: Tensor, hook: Any) -> Tensor:
-        return self.value
-
-
-@dataclass(frozen=True)
-class ScopedUnion:
-    """Apply ``fn`` once and keep its result at the union of several position scopes (no double edits)."""
-
-    fn: HookFn
-    positions: tuple[Positions, ...]
-    tracker: PositionTracker
-
-    def __call__(self, activation: Tensor, hook: Any) -> Tensor:
-        edited = Scoped(self.fn, Positions.ALL, None)(activation, hook)  # same None-check as core
-        out = activation
-        for p in self.positions:  # where(keep_p, edited, out): the union of the kept positions
-            out = Scoped(_Const(edited), p, self.tracker)(out, hook)
-        return out
-
-
-def scope(fn: HookFn, positions: PositionSpec, model: Any) -> HookFn:
-    """:func:`tl_steer.core.scoped` that also accepts a union of scopes (``"last_prompt+generated"``)."""
-    ps = parse_position_set(positions)
-    if len(ps) == 1 or Positions.ALL in ps:
-        return scoped(fn, Positions.ALL if Positions.ALL in ps else ps[0], model)
-    return ScopedUnion(fn, ps, tracker_for(model))
 
 
 @dataclass(frozen=True)
@@ -114,7 +58,7 @@ class SteeringVectors:
         out: HookList = []
         for name, vec in self.vectors.items():
             validate_hook_name(model, name)
-            out.append((name, scope(AddVector(vec, c), positions, model)))
+            out.append((name, scoped(AddVector(vec, c), positions, model)))
         return out
 
     @classmethod
