@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from tl_steer import ContrastSet, steer  # noqa: E402
+from tl_steer import ContrastSet, registry, steer  # noqa: E402
 from tl_steer.eval import steering  # noqa: E402
 from tl_steer.models import load  # noqa: E402
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model on {model.cfg.device}, dtype {dtype}, load {time.perf_counter() - t0:.1f} s")
     sets = [ContrastSet("sentiment", POS, NEG)]
     opts = steering.FitOptions(layer=10, k=8, progress=False, extra={"epochs": 20})
-    fitted = steering.fit_many(list(steering.FITTED), model, sets, opts)
+    fitted = steering.fit_many(list(steering.fitted_names()), model, sets, opts)
     kw = dict(max_new_tokens=a.tokens, do_sample=False, stop_at_eos=False, verbose=False)
     failures = 0
 
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         base = model.generate(PROMPTS, **kw)
         for method, f in fitted.items():
-            hooks = steering.hooks(method, f, model, positions="all", strength={"iti": 5.0, "sadi": 4.0}.get(method, 2.0))
+            strength = registry.get(method).grid[1]  # a mid-grid strength of each method
+            hooks = steering.hooks(method, f, model, positions="all", strength=strength)
             seen = []
 
             def spy(act, hook, _seen=seen):

@@ -7,12 +7,13 @@ MAT-Steer learns one gated direction per attribute, jointly. Every number is on 
 
     python benchmarks/paper_table.py                        # CPU defaults: small limits (~15-25 min on 2 cores)
     python benchmarks/paper_table.py --limit 400 --device cuda --mmlu-shots 5
-    python benchmarks/paper_table.py --methods none caa mat-steer --layer 12 --kernel median
+    python benchmarks/paper_table.py --methods none caa --layer 12 --fit-option kernel=median
 
-By default (``--select-on-val``) each fitted method's strength is picked from ``GRID`` by the mean headline score
-over the three tasks on the *val* split (``--val-limit`` items each) before the test run; MAT-Steer is fitted with
-``MAT_DEFAULTS`` (median kernel, mean-difference init, lr 3e-3, lambdas 0.1), chosen on val (docs/results.md). Results: one JSON per run, ``results.md``
-and ``results.png`` in ``--out``.
+The methods, their strength grids and their fit options come from the registry (:mod:`tl_steer.registry`). By
+default (``--select-on-val``) each fitted method's strength is picked from its grid by the mean headline score over
+the three tasks on the *val* split (``--val-limit`` items each) before the test run; each method is fitted with its
+own defaults unless ``--fit-option KEY=VALUE`` says otherwise. Results: one JSON per run, ``results.md`` and
+``results.png`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from tl_steer import registry  # noqa: E402
 from tl_steer.cli import load_model  # noqa: E402
 from tl_steer.eval import steering  # noqa: E402
 from tl_steer.eval.pairs import build_contrast  # noqa: E402
@@ -34,13 +36,18 @@ from tl_steer.eval.report import markdown_table, plot, write_json, write_markdow
 from tl_steer.eval.run import evaluate  # noqa: E402
 
 TASKS = ("truthfulqa_mc2", "toxigen", "bbq")
-ALL_METHODS = ("none", "prompting", "caa", "iti", "sadi", "mat-steer")
-#: strengths tried on val for every fitted method (same number of tries each, so the selection is fair)
-GRID = {"caa": [1.0, 2.0, 4.0], "iti": [5.0, 10.0, 15.0], "sadi": [1.0, 2.0, 4.0], "mat-steer": [1.0, 2.0, 4.0]}
-#: MAT-Steer fit settings chosen on the val split (docs/results.md): with the paper's kernel (Gaussian, sigma 2),
-#: random init and lambdas (0.9, 0.9, 0.1), the truthfulness and toxicity gates close on ~100-pair sets and the
-#: fitted edit is ~0 for them; a median-heuristic kernel, mean-difference init and lambdas 0.1 keep them open.
-MAT_DEFAULTS = {"kernel": "median", "init": "mean_diff", "lr": 3e-3, "lambdas": (0.1, 0.1, 0.1), "epochs": 100}
+ALL_METHODS = (*steering.BASELINES, *steering.fitted_names())
+#: strengths tried on val for every fitted method: each method's registered grid (4 values each, a fair budget)
+GRID = {spec.name: list(spec.grid) for spec in registry.specs()}
+
+
+def _value(v: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
+    ap.add_argument("--target", default="mat-steer", choices=ALL_METHODS,
+                    help="the paper's method, compared against every other (default: %(default)s, as in its Table 1)")
     ap.add_argument("--limit", type=int, default=60, help="test items per task")
     ap.add_argument("--mmlu-limit", type=int, default=60, help="MMLU test items (0: skip MMLU)")
     ap.add_argument("--mmlu-shots", type=int, default=0, help="MMLU exemplars (paper standard 5; 0 is ~6x cheaper)")
@@ -56,14 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-pairs", type=int, default=160, help="at most this many pairs per task")
     ap.add_argument("--layer", type=int, default=None, help="steering layer (default n_layers // 2)")
     ap.add_argument("--k", type=int, default=None, help="ITI heads / SADI elements (method defaults)")
-    ap.add_argument("--kernel", default=MAT_DEFAULTS["kernel"], choices=["gaussian", "median", "multiscale"],
-                    help="MAT-Steer kernel (paper: gaussian)")
-    ap.add_argument("--epochs", type=int, default=MAT_DEFAULTS["epochs"], help="MAT-Steer epochs")
-    ap.add_argument("--init", default=MAT_DEFAULTS["init"], choices=["random", "mean_diff"],
-                    help="MAT-Steer theta init (paper: random)")
-    ap.add_argument("--lr", type=float, default=MAT_DEFAULTS["lr"], help="MAT-Steer Adam lr (paper: 1e-3)")
-    ap.add_argument("--lambdas", type=float, nargs=3, default=list(MAT_DEFAULTS["lambdas"]),
-                    metavar=("PRESERVE", "SPARSE", "ORTHO"), help="MAT-Steer loss weights (paper: 0.9 0.9 0.1)")
+    ap.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a method's own fit option (goes to the methods that declare it), e.g. preset=reference, "
+                         "epochs=50; registered: " + ", ".join(f"{s.name}: {[o.name for o in s.options]}"
+                                                             for s in registry.specs() if s.options))
     ap.add_argument("--strength", action="append", default=[], metavar="METHOD=VALUE",
                     help="fixed strength per method, e.g. caa=2 iti=10 (coef / alpha / delta)")
     ap.add_argument("--positions", action="append", default=[], metavar="METHOD=SCOPE",
@@ -85,29 +90,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {args.model} on {dev}; layers {model.cfg.n_layers}; limits test {args.limit}, mmlu {args.mmlu_limit}")
     strengths = {k: float(v) for k, v in (s.split("=", 1) for s in args.strength)}
     scopes = dict(s.split("=", 1) for s in args.positions)
-    fitted_methods = [m for m in args.methods if m in steering.FITTED]
+    fitted_methods = [m for m in args.methods if m not in steering.BASELINES]
 
-    fitted = {}
-    extra: dict = {}
+    fitted: dict = {}
+    fit_options: dict = {}
     if fitted_methods:
         t0 = time.perf_counter()
         sets = [build_contrast(t, args.data_dir, "train", limit=args.fit_limit, max_pairs=args.max_pairs,
                                seed=args.seed) for t in TASKS]
         print("contrast sets (train split): " + ", ".join(f"{s.attribute} {len(s.positive)} pairs" for s in sets))
-        extra = {"kernel": args.kernel, "epochs": args.epochs, "init": args.init, "lr": args.lr,
-                 "lambdas": tuple(args.lambdas), "device": dev}  # MAT-Steer trains where the model runs
+        extra = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.fit_option)}
+        takes = {o.name for m in fitted_methods for o in registry.get(m).options}
+        if set(extra) - takes:
+            ap.error(f"--fit-option {sorted(set(extra) - takes)}: none of {fitted_methods} takes it")
+        fit_options = {m: {o.name: extra[o.name] for o in registry.get(m).options if o.name in extra}
+                       for m in fitted_methods}
         opts = steering.FitOptions(layer=args.layer, k=args.k, seed=args.seed, batch_size=args.batch_size,
                                    progress=not args.quiet, extra=extra)
-        fitted = steering.fit_many(fitted_methods, model, sets, opts)
-        print(f"fitted {', '.join(fitted)} in {time.perf_counter() - t0:.0f}s")
+        fitted = steering.fit_many(fitted_methods, model, sets, opts)  # one activation pass for all methods
+        print(f"fitted {', '.join(repr(f) for f in fitted.values())} in {time.perf_counter() - t0:.0f}s")
 
     def run(method: str, task: str, split: str, limit: int, strength: float | None, **task_options):
         hooks = steering.hooks(method, fitted[method], model, scopes.get(method), strength) if method in fitted else []
-        cfg = {"strength": strength, "positions": scopes.get(method) or steering.DEFAULT_POSITIONS.get(method),
+        cfg = {"strength": strength, "positions": scopes.get(method) or steering.default_positions(method),
                "layer": args.layer if args.layer is not None else model.cfg.n_layers // 2,
                "fit_tasks": list(TASKS), "fit_limit": args.fit_limit, "max_pairs": args.max_pairs, "device": dev,
-               **({"mat_steer": {k: extra[k] for k in ("kernel", "epochs", "init", "lr", "lambdas")}}
-                  if method == "mat-steer" else {})}
+               "fit_options": fit_options.get(method, {}),
+               **({"fit_config": getattr(fitted[method], "fit_config", None)} if method in fitted else {})}
         return evaluate(model, task, hooks, method=method, split=split, limit=limit, data_dir=args.data_dir,
                         batch_size=args.batch_size, progress=not args.quiet, model_name=args.model,
                         task_options=task_options, config=cfg)
@@ -150,18 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the plot is optional
         print(f"(no plot: {e})")
 
-    if "mat-steer" in args.methods:
+    target = args.target
+    if target in args.methods:
         by = {(r.method, r.task): r for r in results}
         losses = []
         for t in TASKS:
-            mat = by[("mat-steer", t)]
+            mine = by[(target, t)]
             for m in args.methods:
-                if m != "mat-steer" and by[(m, t)].value >= mat.value:
-                    losses.append(f"{t}: {m} {by[(m, t)].value:.4f} >= mat-steer {mat.value:.4f}")
+                if m != target and by[(m, t)].value >= mine.value:
+                    losses.append(f"{t}: {m} {by[(m, t)].value:.4f} >= {target} {mine.value:.4f}")
         if losses:
-            print("MAT-Steer is NOT above every baseline on every task:\n  " + "\n  ".join(losses))
+            print(f"{target} is NOT above every baseline on every task:\n  " + "\n  ".join(losses))
         else:
-            print("MAT-Steer is above every baseline on all three tasks (point estimates; see the intervals).")
+            print(f"{target} is above every baseline on all three tasks (point estimates; see the intervals).")
     print(f"strengths: {strengths or 'method defaults'}")
     print(f"total {time.perf_counter() - t_start:.0f}s; JSON per cell in {out}/, table in {out / 'results.md'}")
     return 0

@@ -26,9 +26,9 @@ def test_collect_matches_run_with_cache(tiny, batch_size):
 
 def test_collect_all_and_mean_positions(tiny):
     name = NAMES[0]
-    c = collect(tiny, TEXTS, [name], positions="all", batch_size=2, progress=False)
-    m = collect(tiny, TEXTS, [name], positions="mean", batch_size=3, progress=False)
-    second = collect(tiny, TEXTS, [name], positions=-2, batch_size=3, progress=False)
+    c = collect(tiny, TEXTS, [name], read="all", batch_size=2, progress=False)
+    m = collect(tiny, TEXTS, [name], read="mean", batch_size=3, progress=False)
+    second = collect(tiny, TEXTS, [name], read=-2, batch_size=3, progress=False)
     for i, t in enumerate(TEXTS):
         ref = _reference(tiny, name, t)
         n = ref.shape[0]
@@ -40,7 +40,7 @@ def test_collect_all_and_mean_positions(tiny):
 
 def test_collect_under_steering(tiny):
     v = torch.ones(tiny.cfg.d_model)
-    hooks = SteeringVectors({NAMES[0]: v}, coef=2.0).hooks(tiny)
+    hooks = SteeringVectors({NAMES[0]: v}, strength=2.0).hooks(tiny)
     plain = collect(tiny, TEXTS, NAMES[:1], progress=False)
     steered = collect(tiny, TEXTS, NAMES[:1], hooks=hooks, progress=False)
     torch.testing.assert_close(steered[NAMES[0]], plain[NAMES[0]] + 2.0)
@@ -51,7 +51,7 @@ def test_collect_errors(tiny):
         collect(tiny, "hello", NAMES[:1])
     with pytest.raises(SteeringError, match="Near matches"):
         collect(tiny, TEXTS, ["blocks.0.hook_resid_pots"])
-    with pytest.raises(SteeringError, match="positions must be"):
-        collect(tiny, TEXTS, NAMES[:1], positions="first", progress=False)
+    with pytest.raises(SteeringError, match="read must be"):
+        collect(tiny, TEXTS, NAMES[:1], read="first", progress=False)
     with pytest.raises(SteeringError, match="before the start"):
-        collect(tiny, ["a"], NAMES[:1], positions=-5, progress=False)
+        collect(tiny, ["a"], NAMES[:1], read=-5, progress=False)

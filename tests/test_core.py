@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import activations, coefs
 
-from tl_steer import Positions, ScopeError, SteeringError, detach_tracker, scoped, steer
+from tl_steer import Positions, ScopeError, SteeringError, scoped, steer, tracking
 from tl_steer.core import tracker_for
 from tl_steer.errors import HookNameError
 from tl_steer.methods.vector import AddVector, SteeringVectors
@@ -23,6 +23,11 @@ def _vec(model, seed=1, scale=4.0):
 
 def _n_hooks(model) -> int:
     return sum(len(hp._forward_hooks) for hp in set(model.hook_dict.values()))
+
+
+def _n_pre_hooks(model) -> int:
+    """Forward pre-hooks on the HF model: where position tracking attaches."""
+    return len(model.original_model._forward_pre_hooks)
 
 
 @given(act=activations(d=8), coef=coefs)
@@ -41,29 +46,81 @@ def test_add_vector_is_pure_and_keeps_dtype(act, coef):
 def test_zero_strength_hook_leaves_logits_identical(tiny):
     base = tiny(PROMPTS, padding_side="left")
     for scope in Positions:
-        hooks = SteeringVectors({SITE: _vec(tiny)}, coef=0.0).hooks(tiny, positions=scope)
-        out = tiny.run_with_hooks(PROMPTS, fwd_hooks=hooks, padding_side="left")
+        hooks = SteeringVectors({SITE: _vec(tiny)}, strength=0.0).hooks(tiny, positions=scope)
+        with tracking(tiny):
+            out = tiny.run_with_hooks(PROMPTS, fwd_hooks=hooks, padding_side="left")
         assert torch.equal(out, base), scope
 
 
 def test_nonzero_hook_changes_logits(tiny):
     base = tiny(PROMPTS, padding_side="left")
-    with steer(tiny, SteeringVectors({SITE: _vec(tiny)}, coef=1.0).hooks(tiny)):
+    with steer(tiny, SteeringVectors({SITE: _vec(tiny)}, strength=1.0).hooks(tiny)):
         out = tiny(PROMPTS, padding_side="left")
     assert (out - base).abs().max() > 1e-2
 
 
 def test_hooks_removed_after_exception(tiny):
-    detach_tracker(tiny)
-    n0 = _n_hooks(tiny)
+    n0, p0 = _n_hooks(tiny), _n_pre_hooks(tiny)
     base = tiny("hello")
     with pytest.raises(RuntimeError, match="boom"):
         with steer(tiny, [(SITE, AddVector(_vec(tiny), 3.0))]):
-            assert _n_hooks(tiny) == n0 + 1
+            assert _n_hooks(tiny) == n0 + 1 and _n_pre_hooks(tiny) == p0 + 1
             raise RuntimeError("boom")
     assert _n_hooks(tiny) == n0
-    assert tracker_for(tiny, attach=False)._handle is None, "steer() left its position tracker attached"
+    assert _n_pre_hooks(tiny) == p0, "steer() left its position tracker attached"
     assert torch.equal(tiny("hello"), base)
+
+
+def test_building_hooks_has_no_side_effects_and_contexts_never_leak(tiny_hf):
+    model = tiny_hf
+    p0, n0 = _n_pre_hooks(model), _n_hooks(model)
+    sv = SteeringVectors({SITE: _vec(model)}, strength=2.0)
+    hooks = sv.hooks(model, positions="last_prompt")
+    assert _n_pre_hooks(model) == p0, "method.hooks(model) attached something to the model"
+    for _ in range(2):  # hooks built once keep working in later blocks (no stale tracker)
+        with steer(model, hooks):
+            model.generate("hi there", max_new_tokens=2, do_sample=False, verbose=False)
+        assert _n_pre_hooks(model) == p0 and _n_hooks(model) == n0
+        assert tracker_for(model)._cache_ref is None, "the tracker still holds the last run's KV cache"
+    with tracking(model), tracking(model):  # nested tracking attaches once and is removed by the outer exit
+        assert _n_pre_hooks(model) == p0 + 1
+        model.run_with_hooks("hi", fwd_hooks=hooks)
+    assert _n_pre_hooks(model) == p0
+    with pytest.raises(RuntimeError, match="boom"), tracking(model):
+        raise RuntimeError("boom")
+    assert _n_pre_hooks(model) == p0
+
+
+def test_raw_tl_calls_need_tracking_for_scoped_hooks(tiny):
+    sv = SteeringVectors({SITE: _vec(tiny)}, strength=2.0)
+    with pytest.raises(ScopeError, match="tl_steer.tracking"):
+        tiny.run_with_hooks("hi there", fwd_hooks=sv.hooks(tiny, positions="last_prompt"))
+    with tracking(tiny):
+        scoped_out = tiny.run_with_hooks("hi there", fwd_hooks=sv.hooks(tiny, positions="last_prompt"))
+    with steer(tiny, sv.hooks(tiny, positions="last_prompt")):
+        torch.testing.assert_close(scoped_out, tiny("hi there"))
+    # "all" needs no tracking: every position is edited
+    torch.testing.assert_close(
+        tiny.run_with_hooks("hi there", fwd_hooks=sv.hooks(tiny)),
+        tiny.run_with_hooks("hi there", fwd_hooks=[(SITE, AddVector(sv.vectors[SITE], 2.0))]),
+    )
+
+
+def test_hooks_are_bound_to_their_model(tiny):
+    from tl_steer.models import tiny_model
+
+    other = tiny_model()
+    hooks = SteeringVectors({SITE: _vec(tiny)}, strength=2.0).hooks(tiny, positions="last_prompt")
+    with pytest.raises(SteeringError, match="built for another model"):
+        steer(other, hooks)
+
+
+def test_a_steer_context_is_entered_once(tiny):
+    ctx = steer(tiny, [(SITE, AddVector(_vec(tiny), 1.0))])
+    with ctx:
+        pass
+    with pytest.raises(SteeringError, match="already entered"), ctx:
+        pass
 
 
 def test_hooks_removed_when_a_hook_raises(tiny):
@@ -147,13 +204,13 @@ def test_scope_unions_edit_the_union_once(tiny):
 
 
 def test_union_scope_generation_consistent(tiny_hf):
-    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, coef=1.0)
+    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, strength=1.0)
     assert_generation_consistent(tiny_hf, sv.hooks(tiny_hf, positions="last_prompt+generated"), PROMPTS)
 
 
 @pytest.mark.parametrize("scope", list(Positions))
 def test_batched_left_padded_equals_one_by_one(tiny, scope):
-    sv = SteeringVectors({SITE: _vec(tiny)}, coef=1.0)
+    sv = SteeringVectors({SITE: _vec(tiny)}, strength=1.0)
     with steer(tiny, sv.hooks(tiny, positions=scope)):
         batched = tiny(PROMPTS, padding_side="left")[:, -1]
         single = torch.cat([tiny(p)[:, -1] for p in PROMPTS])
@@ -163,13 +220,13 @@ def test_batched_left_padded_equals_one_by_one(tiny, scope):
 @pytest.mark.parametrize("scope", list(Positions))
 def test_generation_cached_uncached_batched_single_agree(tiny_hf, scope):
     """Same steering whether the KV cache is on or off and whether prompts are batched (left-padded) or not."""
-    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, coef=1.0)
+    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, strength=1.0)
     assert_generation_consistent(tiny_hf, sv.hooks(tiny_hf, positions=scope), PROMPTS)
 
 
 def test_generated_scope_leaves_prompt_logits_alone(tiny_hf):
     """With GENERATED scope the prompt forward (prefill) is untouched, and only later tokens differ."""
-    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, coef=1.0)
+    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, strength=1.0)
     base = tiny_hf("hello there")
     with steer(tiny_hf, sv.hooks(tiny_hf, positions="generated")):
         assert torch.equal(tiny_hf("hello there"), base)
@@ -178,7 +235,7 @@ def test_generated_scope_leaves_prompt_logits_alone(tiny_hf):
 def test_generated_scope_matches_manual_edit_of_generated_positions(tiny_hf):
     """Cached generation with GENERATED scope equals one uncached forward that edits exactly positions >= P."""
     v = _vec(tiny_hf, scale=3.0)
-    sv = SteeringVectors({SITE: v}, coef=1.0)
+    sv = SteeringVectors({SITE: v}, strength=1.0)
     prompt = "hello"
     P = tiny_hf.to_tokens(prompt).shape[1]
     with steer(tiny_hf, sv.hooks(tiny_hf, positions="generated")):
@@ -204,14 +261,15 @@ def test_last_prompt_scope_edits_exactly_one_real_token_per_row(tiny, lengths):
 
 def test_scope_on_foreign_activation_is_an_error(tiny):
     hook = scoped(AddVector(torch.zeros(tiny.cfg.d_model)), "prompt", tiny)
-    tiny("hello")
-    with pytest.raises(ScopeError, match=r"\(batch, pos\)"):
-        hook(torch.zeros(3, 9, tiny.cfg.d_model), hook=None)
+    with tracking(tiny):
+        tiny("hello")
+        with pytest.raises(ScopeError, match=r"\(batch, pos\)"):
+            hook(torch.zeros(3, 9, tiny.cfg.d_model), hook=None)
 
 
 def test_composes_with_run_with_cache(tiny):
     v = _vec(tiny)
-    hooks = SteeringVectors({SITE: v}, coef=1.0).hooks(tiny)
+    hooks = SteeringVectors({SITE: v}, strength=1.0).hooks(tiny)
     _, clean = tiny.run_with_cache("hello", names_filter=[SITE])
     with steer(tiny, hooks):
         _, cache = tiny.run_with_cache("hello", names_filter=[SITE])

@@ -18,7 +18,7 @@ def sentiment_vector(smollm2):
     name = hook_name(10, "resid_pre")
     pos = collect(smollm2, ["I love it", "What a wonderful day", "This is great"], [name], progress=False)[name]
     neg = collect(smollm2, ["I hate it", "What a terrible day", "This is awful"], [name], progress=False)[name]
-    return SteeringVectors({name: pos.mean(0) - neg.mean(0)}, coef=1.0)
+    return SteeringVectors({name: pos.mean(0) - neg.mean(0)}, strength=1.0)
 
 
 @pytest.mark.parametrize("scope", ["all", "generated", "last_prompt"])
@@ -43,8 +43,8 @@ def test_steering_moves_sentiment_logprob(smollm2, sentiment_vector):
         return float(lp[good] - lp[bad])
 
     base = margin([])
-    up = margin(sentiment_vector.hooks(smollm2, coef=1.0))
-    down = margin(sentiment_vector.hooks(smollm2, coef=-1.0))
+    up = margin(sentiment_vector.hooks(smollm2, strength=1.0))
+    down = margin(sentiment_vector.hooks(smollm2, strength=-1.0))
     assert down < base - 1.0 < base + 1.0 < up, (down, base, up)
 
 
@@ -77,7 +77,7 @@ def test_composes_with_activation_patching(smollm2, sentiment_vector):
     df = pd.DataFrame({"layer": [0, 16, 25], "pos": [10] * 3})
     n_before = sum(len(hp._forward_hooks) for hp in set(smollm2.hook_dict.values()))
     plain = patching.get_act_patch_resid_pre(smollm2, corr, cache, metric, index_df=df, index_axis_names=None)
-    with steer(smollm2, sentiment_vector.hooks(smollm2, coef=2.0)):
+    with steer(smollm2, sentiment_vector.hooks(smollm2, strength=2.0)):
         steered = patching.get_act_patch_resid_pre(smollm2, corr, cache, metric, index_df=df, index_axis_names=None)
     assert plain.shape == steered.shape == (3,)
     assert (plain - steered).abs().max() > 1e-3, "the steering hook should change the patching curve"

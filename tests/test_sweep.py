@@ -66,7 +66,7 @@ def test_continuation_logprob_matches_a_full_forward_without_hooks(tiny):
 def test_continuation_logprob_edits_the_prompts_last_token(tiny):
     """Under a last_prompt SADI hook, the score equals a full forward that edits exactly position len(prompt)-1."""
     cs = ContrastSet("s", ("I love it", "great day"), ("I hate it", "awful day"))
-    s = Sadi.from_contrast(tiny, cs, site="resid_post", layers=[0], k=20, delta=3.0)
+    s = Sadi.from_contrast(tiny, cs, site="resid_post", layers=[0], k=20, strength=3.0)
     prompt, cont = "hello", " there"
     got = continuation_logprob(tiny, [prompt], [cont], s.hooks(tiny))
     toks = tiny.to_tokens(prompt + cont)
@@ -97,7 +97,7 @@ def test_sadi_sweep_over_k_and_delta_on_validation_prompts(tiny):
     cs = ContrastSet("s", ("I love it", "great day", "so happy"), ("I hate it", "awful day", "so sad"))
     s = Sadi.from_contrast(tiny, cs, site="z", k=1)
     val = logprob_margin_scorer(tiny, ["it was", "the day"], " good", " bad")
-    res = sweep(lambda p: s.with_k(p["k"]).hooks(tiny, delta=p["delta"]), {"k": [1, 4], "delta": [0.0, 5.0]}, val)
+    res = sweep(lambda p: s.with_k(p["k"]).hooks(tiny, strength=p["delta"]), {"k": [1, 4], "delta": [0.0, 5.0]}, val)
     scores = {(r["k"], r["delta"]): r["score"] for r in res.table}
     assert scores[(1, 0.0)] == pytest.approx(scores[(4, 0.0)], abs=1e-6)  # delta 0 is the unsteered model
     assert scores[(4, 5.0)] != pytest.approx(scores[(4, 0.0)], abs=1e-4)

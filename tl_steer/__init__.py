@@ -1,25 +1,33 @@
 """tl_steer: inference-time activation steering for TransformerLens 4.x ``TransformerBridge`` models.
 
-Steering methods are HookPoint-compatible hook factories: each returns TL's own ``[(hook_name, fn), ...]`` list,
-which goes into ``run_with_hooks``, ``with model.hooks(...)``, ``run_with_cache``, ``generate`` (inside
-:func:`steer`) and ``transformer_lens.patching``.
+Steering methods are HookPoint-compatible hook factories: every fitted method has
+``hooks(model, positions=..., strength=...)``, which returns TL's own ``[(hook_name, fn), ...]`` list for
+``run_with_hooks``, ``with model.hooks(...)``, ``run_with_cache``, ``generate`` (inside :func:`steer`) and
+``transformer_lens.patching``. ``import tl_steer as ts`` is all a notebook needs::
+
+    model = ts.load("smollm2-135m-instruct")
+    vec = ts.mean_diff(model, ts.ContrastSet("joy", positive=[...], negative=[...]), layer=12)
+    with ts.steer(model, vec.hooks(model, positions="generated", strength=4)):
+        model.generate("I think the movie was", max_new_tokens=20, do_sample=False)
 """
 
+from . import registry
 from .collect import Collection, collect
-from .core import HookList, Positions, SteeringHook, detach_tracker, scoped, steer
+from .core import HookList, Positions, SteeringHook, scoped, steer, tracking
 from .errors import HookNameError, ManifestError, ModelError, ScopeError, ShapeError, SteeringError
-from .methods.iti import Iti
-from .methods.mat_steer import MatSteer
-from .methods.mean_diff import actadd, caa, mean_diff
-from .methods.sadi import Sadi
-from .methods.vector import AddVector, SteeringVectors
+from .io import load as load_method
+from .io import save
+from .methods import *  # noqa: F403 - the registered methods' classes
+from .methods import __all__ as _methods_all
+from .models import load
 from .pairs import ContrastSet
+from .registry import FitOptions, SteeringMethod, fit, fit_many
 from .sites import Site, hook_name
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AddVector", "Collection", "ContrastSet", "HookList", "HookNameError", "Iti", "ManifestError", "MatSteer",
-    "ModelError", "Positions", "Sadi", "ScopeError", "ShapeError", "Site", "SteeringError", "SteeringHook",
-    "SteeringVectors", "actadd", "caa", "collect", "detach_tracker", "hook_name", "mean_diff", "scoped", "steer",
+    *_methods_all, "Collection", "ContrastSet", "FitOptions", "HookList", "HookNameError", "ManifestError",
+    "ModelError", "Positions", "ScopeError", "ShapeError", "Site", "SteeringError", "SteeringHook", "SteeringMethod",
+    "collect", "fit", "fit_many", "hook_name", "load", "load_method", "registry", "save", "scoped", "steer", "tracking",
 ]

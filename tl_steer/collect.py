@@ -1,6 +1,6 @@
 """Collect activations: batched, left-padded, only the layers that are needed.
 
-``collect(model, texts, ["blocks.12.hook_resid_pre"], positions="last")`` runs ``run_with_cache`` with a
+``collect(model, texts, ["blocks.12.hook_resid_pre"], read="last")`` runs ``run_with_cache`` with a
 ``names_filter`` and ``stop_at_layer`` (so blocks above the deepest requested hook never run), left-pads each batch
 with an explicit attention mask, and returns CPU tensors that do not depend on the batch size or padding.
 """
@@ -20,15 +20,15 @@ from .core import HookList, steer
 from .errors import SteeringError
 from .sites import validate_hook_name
 
-PositionSpec = Literal["last", "mean", "all"] | int
+ReadSpec = Literal["last", "mean", "all"] | int  #: where activations are read (not where edits apply)
 
 
 @dataclass(frozen=True)
 class Collection:
     """Collected activations.
 
-    ``acts[name]`` is ``(n, *feature)`` for ``positions="last"``, ``"mean"`` or an int, and ``(n, pos, *feature)``
-    (left-padded) for ``positions="all"``, with ``mask`` ``(n, pos)`` marking real tokens.
+    ``acts[name]`` is ``(n, *feature)`` for ``read="last"``, ``"mean"`` or an int, and ``(n, pos, *feature)``
+    (left-padded) for ``read="all"``, with ``mask`` ``(n, pos)`` marking real tokens.
     """
 
     acts: dict[str, Tensor]
@@ -59,21 +59,21 @@ def tokenize_left(model: Any, texts: Sequence[str], prepend_bos: bool | None = N
     return tokens, mask
 
 
-def _select(act: Tensor, mask: Tensor, positions: PositionSpec) -> Tensor:
+def _select(act: Tensor, mask: Tensor, read: ReadSpec) -> Tensor:
     # act: (b, pos, *feature) left-padded; mask: (b, pos)
-    if positions == "all":
+    if read == "all":
         return act
-    if positions == "last":
+    if read == "last":
         return act[:, -1]
-    if positions == "mean":
+    if read == "mean":
         m = mask.to(act.dtype).reshape(mask.shape + (1,) * (act.ndim - 2))
         return (act * m).sum(1) / m.sum(1).clamp_min(1)
-    if isinstance(positions, int) and positions < 0:
+    if isinstance(read, int) and not isinstance(read, bool) and read < 0:
         lengths = mask.sum(1)
-        if bool((lengths < -positions).any()):
-            raise SteeringError(f"positions={positions} reaches before the start of a text of {int(lengths.min())} tokens")
-        return act[:, positions]
-    raise SteeringError(f"positions must be 'last', 'mean', 'all' or a negative int (from the end), got {positions!r}")
+        if bool((lengths < -read).any()):
+            raise SteeringError(f"read={read} reaches before the start of a text of {int(lengths.min())} tokens")
+        return act[:, read]
+    raise SteeringError(f"read must be 'last', 'mean', 'all' or a negative int (from the end), got {read!r}")
 
 
 @torch.no_grad()
@@ -81,7 +81,7 @@ def collect(
     model: Any,
     texts: Sequence[str],
     hook_names: Sequence[str] | str,
-    positions: PositionSpec = "last",
+    read: ReadSpec = "last",
     batch_size: int = 8,
     prepend_bos: bool | None = None,
     hooks: HookList | None = None,
@@ -89,6 +89,9 @@ def collect(
     dtype: torch.dtype | None = torch.float32,
 ) -> Collection:
     """Run ``texts`` through ``model`` and return the activations at ``hook_names`` (on CPU).
+
+    ``read`` says where in each text they are read: ``"last"`` token, ``"mean"`` over its tokens, a negative index
+    from the end, or ``"all"`` tokens (left-padded, with a mask).
 
     ``hooks`` (a TL hook list) are active during collection, e.g. to read activations of a steered model.
     """
@@ -98,6 +101,10 @@ def collect(
         raise SteeringError("collect() needs at least one hook name")
     if isinstance(texts, str):
         raise SteeringError("collect() takes a list of texts, got a single string; wrap it in a list")
+    if len(texts) == 0:
+        raise SteeringError("collect() got no texts; pass a non-empty list of strings")
+    if read not in ("last", "mean", "all") and not (isinstance(read, int) and not isinstance(read, bool) and read < 0):
+        raise SteeringError(f"read must be 'last', 'mean', 'all' or a negative int (from the end), got {read!r}")
     for name in hook_names:
         validate_hook_name(model, name)
     layers = [_layer(n) for n in hook_names]
@@ -111,16 +118,22 @@ def collect(
         for start in tqdm(batches, desc="collect", disable=not progress, leave=False):
             chunk = list(texts[start : start + batch_size])
             tokens, mask = tokenize_left(model, chunk, prepend_bos)
+            empty = (mask.sum(1) == 0).nonzero().flatten().tolist()
+            if empty:
+                raise SteeringError(
+                    f"collect(): text {start + empty[0]} ({chunk[empty[0]]!r}) has no tokens (and no BOS); "
+                    "drop empty texts or pass prepend_bos=True"
+                )
             _, cache = model.run_with_cache(
                 tokens, attention_mask=mask, names_filter=list(hook_names), stop_at_layer=stop,
                 return_cache_object=False,
             )
             for n in hook_names:
                 act = cache[n]
-                sel = _select(act, mask, positions)
+                sel = _select(act, mask, read)
                 out[n].append(sel.to("cpu", dtype=dtype) if dtype is not None else sel.to("cpu"))
             masks.append(mask.to("cpu", dtype=torch.bool))
-    if positions == "all":
+    if read == "all":
         width = max(m.shape[1] for m in masks)
         acts = {}
         for n in hook_names:

@@ -31,10 +31,11 @@ Padding positions (attention mask 0) are never edited.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -111,8 +112,21 @@ class ForwardInfo:
     mask: Bool[Tensor, "batch n_new"]  #: real (non-padding) tokens among the new ones
     last_prompt: Tensor  #: (batch,) absolute index of each row's last real prompt token
 
+    _keep: dict[tuple[tuple[Positions, ...], torch.device], Tensor] = field(default_factory=dict, repr=False)
+
     def positions(self, device: torch.device) -> Tensor:
         return torch.arange(self.past, self.past + self.n_new, device=device)
+
+    def keep(self, scopes: tuple[Positions, ...], device: torch.device) -> Bool[Tensor, "batch n_new"]:
+        """Union of :meth:`select` over ``scopes``, computed once per forward and device."""
+        key = (scopes, torch.device(device))
+        out = self._keep.get(key)
+        if out is None:
+            out = self.select(scopes[0], device)
+            for p in scopes[1:]:
+                out = out | self.select(p, device)
+            self._keep[key] = out
+        return out
 
     def select(self, scope: Positions, device: torch.device) -> Bool[Tensor, "batch n_new"]:
         pos = self.positions(device)[None, :]
@@ -135,6 +149,7 @@ class PositionTracker:
         self._cache_ref: Any = None
         self._total = 0
         self._handle: Any = None
+        self._depth = 0
         self._prompt_override: int | None = None
 
     @contextmanager
@@ -218,12 +233,22 @@ class PositionTracker:
             )
         return target
 
+    @property
+    def active(self) -> bool:
+        """Whether a :func:`tracking` (or :func:`steer`) block is attached."""
+        return self._handle is not None
+
     def attach(self, model: Any) -> None:
+        """Attach (nested calls count; each needs one :meth:`release`)."""
         if self._handle is None:
             self._handle = self._target(model).register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+            self.reset()
+        self._depth += 1
 
-    def detach(self) -> None:
-        if self._handle is not None:
+    def release(self) -> None:
+        """Undo one :meth:`attach`; the last one removes the pre-hook and forgets the last forward (and its cache)."""
+        self._depth = max(0, self._depth - 1)
+        if self._depth == 0 and self._handle is not None:
             self._handle.remove()
             self._handle = None
         self.reset()
@@ -232,28 +257,41 @@ class PositionTracker:
 _TRACKERS: weakref.WeakKeyDictionary[Any, PositionTracker] = weakref.WeakKeyDictionary()
 
 
-def tracker_for(model: Any, attach: bool = True) -> PositionTracker:
-    """The model's :class:`PositionTracker`, created (and attached) on first use."""
+def tracker_for(model: Any) -> PositionTracker:
+    """The model's :class:`PositionTracker` (created on first use, never attached here: see :func:`tracking`)."""
     tracker = _TRACKERS.get(model)
     if tracker is None:
+        PositionTracker._target(model)  # refuse models without original_model early
         tracker = _TRACKERS[model] = PositionTracker()
-    if attach:
-        tracker.attach(model)
     return tracker
 
 
-def detach_tracker(model: Any) -> None:
-    """Remove the position tracker from ``model`` (scoped hooks then refuse to run)."""
-    tracker = _TRACKERS.pop(model, None)
-    if tracker is not None:
-        tracker.detach()
+@contextmanager
+def tracking(model: Any) -> Iterator[PositionTracker]:
+    """Track positions on ``model`` for the duration of a ``with`` block (nestable, removed on exceptions too).
+
+    :func:`steer` does this for you. Use it directly around raw TL calls whose hooks use a position scope other than
+    ``"all"``::
+
+        with tl_steer.tracking(model):
+            model.run_with_hooks(tokens, fwd_hooks=sadi.hooks(model))
+    """
+    tracker = tracker_for(model)
+    tracker.attach(model)
+    try:
+        yield tracker
+    finally:
+        tracker.release()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scoped:
     """Apply ``fn`` only at the union of the position scopes ``positions``; elsewhere the activation passes through.
 
-    ``fn`` runs once per call; positions in several scopes of the union are edited once.
+    ``fn`` runs once per call; positions in several scopes of the union are edited once. A scoped hook is bound to
+    the model it was built for (``tracker``) and reads that model's position tracker, which :func:`steer` or
+    :func:`tracking` attach. Without tracking, ``"all"`` edits every position (padding included, harmless under
+    the attention mask) and any other scope raises :class:`~tl_steer.errors.ScopeError`.
     """
 
     fn: HookFn
@@ -267,15 +305,22 @@ class Scoped:
                 f"steering function {self.fn!r} at hook {getattr(hook, 'name', hook)!r} returned None; "
                 "tl_steer hooks must return the edited activation (and never edit in place)"
             )
-        if self.positions == (Positions.ALL,) and self.tracker is None:
+        everywhere = self.positions == (Positions.ALL,)
+        tracker = self.tracker
+        if tracker is None or (everywhere and not tracker.active):
             return edited
-        info = self.tracker.info if self.tracker is not None else None
         name = getattr(hook, "name", hook)
         scope = "+".join(p.value for p in self.positions)
+        if not tracker.active:
+            raise ScopeError(
+                f"hook {name!r} uses position scope {scope!r} but positions are not tracked on its model; run it "
+                "inside `with tl_steer.steer(model, hooks):`, or wrap raw TL calls in `with tl_steer.tracking(model):`"
+            )
+        info = tracker.info
         if info is None:
             raise ScopeError(
-                f"hook {name!r} uses position scope {scope!r} but no forward pass was tracked; "
-                "build the hooks with the model (method.hooks(model, ...)) or run inside tl_steer.steer(model, ...)"
+                f"hook {name!r} uses position scope {scope!r} but no forward pass of its model was tracked; was it "
+                "built for another model? Build the hooks with the model you run (method.hooks(model, ...))"
             )
         if activation.shape[0] != info.batch or activation.shape[1] != info.n_new:
             raise ScopeError(
@@ -283,9 +328,7 @@ class Scoped:
                 f"forward has ({info.batch}, {info.n_new}); position scopes need (batch, pos, ...) activations "
                 "of the model's own forward pass"
             )
-        keep = info.select(self.positions[0], activation.device)
-        for p in self.positions[1:]:
-            keep = keep | info.select(p, activation.device)
+        keep = info.keep(self.positions, activation.device)
         keep = keep.reshape(keep.shape + (1,) * (activation.ndim - 2))
         return torch.where(keep, edited, activation)
 
@@ -293,7 +336,8 @@ class Scoped:
 def scoped(fn: HookFn, positions: PositionSpec = Positions.ALL, model: Any = None) -> HookFn:
     """Wrap a hook so it edits only ``positions``: one scope or a union such as ``"last_prompt+generated"``.
 
-    ``"all"`` still skips padding when a mask is known.
+    Pure: building a scoped hook attaches nothing to ``model`` (see :func:`tracking`). ``"all"`` still skips
+    padding when positions are tracked.
     """
     ps = parse_position_set(positions)
     if model is None:
@@ -323,26 +367,59 @@ def _flatten(hooks: Iterable[Any]) -> HookList:
     return out
 
 
-@contextmanager
-def steer(model: Any, *hooks: Sequence[tuple[str, HookFn]] | tuple[str, HookFn]) -> Iterator[Any]:
+class steer:  # noqa: N801 - used like a function: ``with steer(model, hooks):``
     """Attach steering hooks for the duration of a ``with`` block, built on TL's ``model.hooks(...)``.
 
     ``with steer(model, sadi.hooks(model), caa.hooks(model)): model.generate(...)``. Hook names are checked
-    against ``model.hook_dict`` first (with near matches in the error). The hooks are removed on exit, also when
-    the block raises, and so is the position tracker if this context attached it.
+    against ``model.hook_dict`` first (with near matches in the error), and scoped hooks must have been built for
+    ``model``. Position tracking is attached on enter; hooks and tracking are removed on exit, also when the block
+    raises. A ``steer`` object is entered once; build a new one for the next block.
     """
-    pairs = _flatten(hooks)
-    for name, fn in pairs:
-        validate_hook_name(model, name)
-        if not callable(fn):
-            raise SteeringError(f"the hook for {name!r} is not callable: {fn!r}")
-    had = model in _TRACKERS and _TRACKERS[model]._handle is not None
-    tracker = tracker_for(model)
-    tracker.reset()
-    try:
-        with model.hooks(fwd_hooks=pairs):
-            yield model
-    finally:
-        tracker.reset()
-        if not had:
-            detach_tracker(model)
+
+    def __init__(self, model: Any, *hooks: Sequence[tuple[str, HookFn]] | tuple[str, HookFn]) -> None:
+        pairs = _flatten(hooks)
+        for name, fn in pairs:
+            validate_hook_name(model, name)
+            if not callable(fn):
+                raise SteeringError(f"the hook for {name!r} is not callable: {fn!r}")
+            if isinstance(fn, Scoped) and fn.tracker is not None and _TRACKERS.get(model) is not fn.tracker:
+                raise SteeringError(
+                    f"the hook for {name!r} was built for another model; build it for this one: method.hooks(model)"
+                )
+        self.model, self.pairs = model, pairs
+        self._stack: ExitStack | None = None
+        self._used = False
+
+    def __enter__(self) -> Any:
+        if self._used:
+            raise SteeringError(
+                "this steer(...) context was already entered; create a new one for each `with` block: "
+                "`with tl_steer.steer(model, hooks):`"
+            )
+        self._used = True
+        stack = ExitStack()
+        try:
+            stack.enter_context(tracking(self.model))
+            stack.enter_context(self.model.hooks(fwd_hooks=self.pairs))
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self.model
+
+    def __exit__(self, *exc: Any) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+
+def as_strength(value: Any, what: str = "strength") -> float:
+    """``float(value)``, refusing bools, NaN and infinities with a :class:`~tl_steer.errors.SteeringError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not (
+        isinstance(value, Tensor) and value.numel() == 1
+    ):
+        raise SteeringError(f"{what} must be a finite number, got {value!r}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise SteeringError(f"{what} must be a finite number, got {out}; use a value such as 1.0")
+    return out

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import SteeringError
-
 
 def default_data_dir() -> Path:
     env = os.environ.get("TL_STEER_DATA")
@@ -18,12 +16,3 @@ def default_data_dir() -> Path:
             return cand
     return here.parent / "shared" / "data"
 
-
-def require_data_dir(path: str | Path | None = None) -> Path:
-    p = Path(path) if path is not None else default_data_dir()
-    if not p.is_dir():
-        raise SteeringError(
-            f"evaluation data directory {p} does not exist; pass data_dir=..., set TL_STEER_DATA, "
-            "or place the datasets in ../shared/data beside the project"
-        )
-    return p

@@ -1,58 +1,57 @@
-"""Save and load steering methods: a safetensors file of tensors plus a JSON manifest.
+"""Save and load fitted steering methods: a safetensors file of tensors plus a JSON manifest.
 
 A saved method is a directory::
 
     my_vector/
-      tensors.safetensors   # every tensor of the method
-      manifest.json         # method, versions, hook names, site, model fingerprint, positions, config, sha256
+      tensors-<sha12>.safetensors   # every tensor of the method (content-addressed)
+      manifest.json                 # method, state, versions, hook names, model fingerprint, config, sha256
 
-Methods opt in by implementing ``to_state() -> (tensors: dict[str, Tensor], config: dict)`` and a classmethod
-``from_state(tensors, config)``, and registering with :func:`register`. :func:`load` checks the manifest's format
-version, the tensors' checksum and, when a model is given, the model fingerprint and that every hook name exists.
+Every registered method (:mod:`tl_steer.registry`) is saveable: its fitted type has ``to_state()`` and
+``from_state(tensors, config)`` and a ``state`` name. :func:`load` validates the manifest against one schema, the
+tensors' checksum and, when a model is given, the model fingerprint and every hook name; every failure is a
+:class:`~tl_steer.errors.ManifestError` naming the field.
+
+Saving is atomic: the new tensors go to a new file, and replacing ``manifest.json`` (``os.replace``) is the commit
+point, so an interrupted save leaves the previous artefact loadable. Overwriting needs ``overwrite=True``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import os
+import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .errors import ManifestError
+from .errors import ManifestError, SteeringError
 
-FORMAT_VERSION = 1
-TENSORS = "tensors.safetensors"
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+LEGACY_TENSORS = "tensors.safetensors"  #: format 1's fixed file name
 
-_REGISTRY: dict[str, type] = {}
-
-
-class Saveable(Protocol):
-    def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]: ...
-
-    @classmethod
-    def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> Saveable: ...
-
-
-def register(name: str) -> Callable[[type], type]:
-    """Class decorator: make a method saveable under ``name`` (stored in the manifest's ``method`` field)."""
-
-    def deco(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ManifestError(f"method name {name!r} is already registered by {_REGISTRY[name].__qualname__}")
-        _REGISTRY[name] = cls
-        cls._tl_steer_method = name  # type: ignore[attr-defined]
-        return cls
-
-    return deco
+#: field -> accepted types (``None`` in the tuple: may be null); every manifest is checked against this
+SCHEMA: dict[str, tuple[Any, ...]] = {
+    "format_version": (int,),
+    "tl_steer_version": (str,),
+    "method": (str,),
+    "state": (str,),
+    "hook_names": (list,),
+    "config": (dict,),
+    "model": (dict, type(None)),
+    "tensors_file": (str,),
+    "tensors_sha256": (str,),
+    "extra": (dict,),
+}
+_DTYPE_RTOL = {"torch.float32": 2.0**-20, "torch.float64": 2.0**-20, "torch.float16": 2.0**-9,
+               "torch.bfloat16": 2.0**-7}
 
 
 def model_fingerprint(model: Any) -> dict[str, Any]:
-    """Architecture numbers plus a checksum of the first embedding rows: enough to tell models apart."""
+    """Architecture numbers, the weights' dtype, and 32 embedding values (fp32): enough to tell models apart."""
     cfg = model.cfg
     fp: dict[str, Any] = {
         k: getattr(cfg, k, None)
@@ -63,8 +62,25 @@ def model_fingerprint(model: Any) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - some bridges build W_E lazily and may fail
         w = None
     if isinstance(w, Tensor):
-        fp["embed_checksum"] = round(float(w[:16].detach().double().sum().cpu()), 3)
+        flat = w.detach().flatten()
+        idx = torch.linspace(0, flat.numel() - 1, 32).long().to(flat.device)
+        fp["dtype"] = str(w.dtype)
+        fp["embed_sample"] = [float(x) for x in flat[idx].float().cpu()]
     return fp
+
+
+def fingerprint_diff(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """Fields in which two fingerprints disagree; embedding values are compared in fp32 with a tolerance set by the
+    lower-precision dtype of the two (the same model cast to bf16 matches)."""
+    diff = {k: (saved.get(k), now.get(k)) for k in saved
+            if k not in ("model_name", "dtype", "embed_sample", "embed_checksum") and saved.get(k) != now.get(k)}
+    a, b = saved.get("embed_sample"), now.get("embed_sample")
+    if a is not None and b is not None:
+        rtol = max(_DTYPE_RTOL.get(str(saved.get("dtype")), 2.0**-7), _DTYPE_RTOL.get(str(now.get("dtype")), 2.0**-7))
+        ta, tb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+        if ta.shape != tb.shape or not torch.allclose(ta, tb, rtol=2 * rtol, atol=1e-6):
+            diff["embed_sample"] = ("saved values", "different values")
+    return diff
 
 
 def _sha256(path: Path) -> str:
@@ -75,65 +91,162 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save(method: Any, path: str | Path, model: Any = None, **extra: Any) -> Path:
-    """Write ``method`` to the directory ``path`` (created). ``extra`` goes into the manifest's ``extra`` field."""
+def check_finite(tensors: dict[str, Tensor], what: str) -> None:
+    """Raise :class:`SteeringError` naming the first tensor and index holding NaN or inf."""
+    for name, t in tensors.items():
+        if isinstance(t, Tensor) and t.is_floating_point():
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                idx = tuple(int(i) for i in bad.nonzero()[0])
+                raise SteeringError(
+                    f"{what}: tensor {name!r} {tuple(t.shape)} holds {float(t[idx])} at index {idx}; "
+                    "remove non-finite activations (NaN/inf) from the data and fit again"
+                )
+
+
+def _registry() -> Any:
+    from . import (
+        methods,  # noqa: F401 - importing it registers every method
+        registry,
+    )
+
+    return registry
+
+
+def save(method: Any, path: str | Path, model: Any = None, overwrite: bool = False, **extra: Any) -> Path:
+    """Write ``method`` to the directory ``path`` atomically. ``extra`` goes into the manifest's ``extra`` field.
+
+    An existing artefact is replaced only with ``overwrite=True``; until the new manifest is in place the old one
+    stays loadable.
+    """
     from safetensors.torch import save_file
 
     from . import __version__
 
-    name = getattr(type(method), "_tl_steer_method", None)
-    if name is None or not hasattr(method, "to_state"):
-        raise ManifestError(f"{type(method).__name__} is not a saveable tl_steer method (no @register / to_state)")
+    registry = _registry()
+    state = getattr(type(method), "state", None)
+    if state not in registry.state_classes() or not hasattr(method, "to_state"):
+        raise ManifestError(
+            f"{type(method).__name__} is not a registered tl_steer method; register its MethodSpec in tl_steer.methods"
+        )
     tensors, config = method.to_state()
+    check_finite(tensors, f"save({type(method).__name__})")
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    if (path / MANIFEST).exists() and not overwrite:
+        raise SteeringError(f"{path} already holds a saved method; pass overwrite=True (CLI: --force) to replace it")
+    if path.exists() and not path.is_dir():
+        raise SteeringError(f"{path} exists and is not a directory; choose another path")
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(flat, str(path / TENSORS))
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "tl_steer_version": __version__,
-        "method": name,
-        "hook_names": list(method.hook_names() if callable(getattr(method, "hook_names", None)) else config.get("hook_names", [])),
-        "config": config,
-        "model": model_fingerprint(model) if model is not None else None,
-        "tensors_sha256": _sha256(path / TENSORS),
-        "extra": extra,
-    }
-    (path / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tensors-", suffix=".tmp", dir=path)
+        os.close(fd)
+        save_file(flat, tmp)
+        digest = _sha256(Path(tmp))
+        tensors_file = f"tensors-{digest[:12]}.safetensors"
+        os.replace(tmp, path / tensors_file)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "tl_steer_version": __version__,
+            "method": str(method.method),
+            "state": state,
+            "hook_names": list(method.hook_names()),
+            "config": config,
+            "model": model_fingerprint(model) if model is not None else None,
+            "tensors_file": tensors_file,
+            "tensors_sha256": digest,
+            "extra": extra,
+        }
+        atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    except PermissionError as e:
+        raise SteeringError(f"cannot write to {path} ({e.strerror}); choose a writable directory") from None
+    for old in path.glob("tensors*.safetensors"):  # the previous artefact's tensors, now unreferenced
+        if old.name != tensors_file:
+            old.unlink(missing_ok=True)
     return path
 
 
+def atomic_write_text(target: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``target``, then ``os.replace`` it (readers never see half a file)."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _upgrade(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 -> 2: ``method`` held the state name, tensors had a fixed file name."""
+    registry = _registry()
+    by_state: dict[str, list[str]] = {}
+    for spec in registry.specs():
+        by_state.setdefault(spec.cls.state, []).append(spec.name)
+    m = dict(manifest)
+    m.setdefault("state", m.get("method"))
+    owners = by_state.get(m["state"], []) if isinstance(m["state"], str) else []
+    m["method"] = owners[0] if len(owners) == 1 else "vectors"  # a shared apply side: no method recorded
+    m.setdefault("tensors_file", LEGACY_TENSORS)
+    m.setdefault("tl_steer_version", "0.1.0")
+    m.setdefault("hook_names", m.get("config", {}).get("hook_names", []) if isinstance(m.get("config"), dict) else [])
+    m.setdefault("model", None)
+    m.setdefault("extra", {})
+    m["format_version"] = FORMAT_VERSION
+    return m
+
+
 def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The validated manifest of a saved method (:class:`ManifestError` naming the field otherwise)."""
     path = Path(path)
     mf = path / MANIFEST
     if not mf.is_file():
         raise ManifestError(f"{path} is not a saved tl_steer method: {MANIFEST} is missing")
     try:
-        manifest = json.loads(mf.read_text())
-    except json.JSONDecodeError as e:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ManifestError(f"{mf} is not valid JSON ({e}); the file is corrupt, save the method again") from None
-    for key in ("format_version", "method", "config", "tensors_sha256"):
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{mf} must hold a JSON object, got {type(manifest).__name__}; save the method again")
+    version = manifest.get("format_version")
+    if version == 1:
+        manifest = _upgrade(manifest)
+    elif version != FORMAT_VERSION:
+        raise ManifestError(f"{mf}: field 'format_version' is {version!r}, this tl_steer reads 1 and {FORMAT_VERSION}")
+    for key, types in SCHEMA.items():
         if key not in manifest:
             raise ManifestError(f"{mf} lacks the field {key!r}; the file is corrupt or not from tl_steer")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise ManifestError(
-            f"{mf} has format_version {manifest['format_version']}, this tl_steer reads {FORMAT_VERSION}"
-        )
+        if not isinstance(manifest[key], types) or isinstance(manifest[key], bool):
+            raise ManifestError(
+                f"{mf}: field {key!r} must be {' or '.join(t.__name__ for t in types)}, "
+                f"got {type(manifest[key]).__name__}; the file is corrupt"
+            )
+    if not all(isinstance(h, str) for h in manifest["hook_names"]):
+        raise ManifestError(f"{mf}: field 'hook_names' must be a list of strings")
+    if "/" in manifest["tensors_file"] or manifest["tensors_file"].startswith("."):
+        raise ManifestError(f"{mf}: field 'tensors_file' must be a file name inside the directory")
     return manifest
 
 
 def load(path: str | Path, model: Any = None, expect: str | type | None = None, strict: bool = True) -> Any:
-    """Load a saved method. With ``model``, check the fingerprint (``strict``) and that every hook name exists."""
+    """Load a saved method. ``expect``: a registered method name the artefact must hold. With ``model``, check the
+    fingerprint (``strict``) and that every hook name exists, and move the method to the model's device."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .sites import validate_hook_name
 
+    registry = _registry()
     path = Path(path)
     manifest = read_manifest(path)
-    tf = path / TENSORS
+    tf = path / manifest["tensors_file"]
     if not tf.is_file():
-        raise ManifestError(f"{path}: {TENSORS} is missing")
+        raise ManifestError(f"{path}: {manifest['tensors_file']} is missing")
     digest = _sha256(tf)
     if digest != manifest["tensors_sha256"]:
         raise ManifestError(
@@ -142,43 +255,50 @@ def load(path: str | Path, model: Any = None, expect: str | type | None = None, 
         )
     name = manifest["method"]
     if isinstance(expect, type):
-        expect = getattr(expect, "_tl_steer_method", expect.__name__)
-    if expect is not None and name != expect:
-        raise ManifestError(f"{path} holds a {name!r} method, not {expect!r}")
-    cls = _REGISTRY.get(name)
+        expect = getattr(expect, "method", expect.__name__)
+    if expect is not None:
+        want = registry.get(expect).name
+        if registry.resolve(name) != want:
+            raise ManifestError(f"{path} holds a {name!r} method, not {want!r}; load it as {name!r}")
+    cls = registry.state_classes().get(manifest["state"])
     if cls is None:
-        _import_methods()
-        cls = _REGISTRY.get(name)
-    if cls is None:
-        raise ManifestError(f"{path}: unknown method {name!r}; known: {sorted(_REGISTRY)}")
+        raise ManifestError(
+            f"{path}: field 'state' is {manifest['state']!r}, not one of {sorted(registry.state_classes())}"
+        )
     try:
         tensors = load_file(str(tf))
     except (SafetensorError, OSError) as e:
         raise ManifestError(f"{tf} could not be read ({e}); the file is corrupt") from None
+    try:
+        check_finite(tensors, str(tf))
+    except SteeringError as e:
+        raise ManifestError(f"{e}; the file is corrupt") from None
     if model is not None:
         saved = manifest.get("model")
         if saved is not None and strict:
-            now = model_fingerprint(model)
-            diff = {k: (saved.get(k), now.get(k)) for k in saved if k != "model_name" and saved.get(k) != now.get(k)}
+            diff = fingerprint_diff(saved, model_fingerprint(model))
             if diff:
                 raise ManifestError(
                     f"{path} was fitted on another model: (saved, this model) differ in {diff}. "
                     "Refit on this model, or pass strict=False to skip the check."
                 )
-        for hn in manifest.get("hook_names") or []:
+        for hn in manifest["hook_names"]:
             validate_hook_name(model, hn)
-    method = cls.from_state(tensors, manifest["config"])
-    device = getattr(getattr(model, "cfg", None), "device", None) if model is not None else None
-    if device is not None and hasattr(method, "to"):
-        method = method.to(torch.device(device))
+    try:
+        method = cls.from_state(tensors, manifest["config"])
+    except ManifestError:
+        raise
+    except SteeringError as e:
+        raise ManifestError(f"{path}: field 'config' holds a value the method refuses ({e}); save it again") from None
+    except KeyError as e:
+        raise ManifestError(f"{path}: field 'config' lacks {e.args[0]!r}; the file is corrupt, save it again") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as e:
+        raise ManifestError(f"{path}: field 'config' does not match the tensors ({e}); save it again") from None
+    if model is not None:
+        check = getattr(method, "check_model", None)
+        if callable(check):
+            check(model)
+        device = getattr(getattr(model, "cfg", None), "device", None)
+        if device is not None:
+            method = method.to(torch.device(device))
     return method
-
-
-def _import_methods() -> None:
-    import importlib
-    import pkgutil
-
-    from . import methods
-
-    for info in pkgutil.iter_modules(methods.__path__):
-        importlib.import_module(f"{methods.__name__}.{info.name}")

@@ -2,6 +2,7 @@
 
 ``sweep(build, grid, score)`` tries every combination in ``grid``: ``build(params) -> HookList`` makes the hooks,
 ``score(hooks) -> float`` evaluates them on validation data, and the best combination wins.
+``sweep_strength(fitted, model, score)`` sweeps a fitted method's strength over its registered grid.
 
 Never pass a scorer that reads the test split: the numbers you then report on test would be optimistically
 biased. (The SADI reference code picks its number of elements and strength by the best test score; tl_steer
@@ -23,6 +24,7 @@ from torch import Tensor
 from .collect import tokenize_left
 from .core import HookList, steer
 from .errors import SteeringError
+from .functional import split_indices
 from .pairs import ContrastSet
 
 
@@ -77,10 +79,33 @@ def sweep(
     return SweepResult(table, best[1], best[0], maximize)
 
 
+def sweep_strength(
+    fitted: Any,
+    model: Any,
+    score: Callable[[HookList], float],
+    grid: Sequence[float] | None = None,
+    positions: Any = None,
+    *,
+    maximize: bool = True,
+    progress: bool = False,
+) -> SweepResult:
+    """Choose a fitted method's strength on validation data: its registered grid (:class:`~tl_steer.registry.MethodSpec`
+    ``grid``) unless ``grid`` is given; ``positions`` defaults to the method's registered scope."""
+    from . import registry
+
+    spec = registry.get(fitted.method) if registry.resolve(fitted.method) else None
+    if grid is None:
+        if spec is None:
+            raise SteeringError(f"{type(fitted).__name__} ({fitted.method!r}) has no registered grid; pass grid=[...]")
+        grid = spec.grid
+    if positions is None and spec is not None:
+        positions = spec.default_positions
+    return sweep(lambda p: fitted.hooks(model, positions=positions, strength=p["strength"]), {"strength": list(grid)},
+                 score, maximize=maximize, progress=progress)
+
+
 def train_val_split(contrast: ContrastSet, val_fraction: float = 0.2, seed: int = 0) -> tuple[ContrastSet, ContrastSet]:
     """Seeded split of a contrast set (pairs stay together when it is paired)."""
-    from .methods.iti import split_indices
-
     ptr, pva, ntr, nva = split_indices(len(contrast.positive), len(contrast.negative), val_fraction, seed, contrast.paired)
     pick = lambda side, idx: tuple(side[i] for i in sorted(idx.tolist()))  # noqa: E731
     return (

@@ -52,7 +52,7 @@ print(f"{model.cfg.n_layers} layers, d_model={model.cfg.d_model}, {model.cfg.n_h
 #
 # A steering vector is fitted from a `ContrastSet`: `positive` is always the side we want *more* of.
 # We read the residual stream entering layer 12 (`blocks.12.hook_resid_pre`, a legacy name that TL 4 resolves as an
-# alias of the bridge's `blocks.12.hook_in`), averaged over each text's real tokens (`positions="mean"`; `"last"` works
+# alias of the bridge's `blocks.12.hook_in`), averaged over each text's real tokens (`read="mean"`; `"last"` works
 # too but is noisier here, because the last token is a different word in every text).
 
 # %%
@@ -75,7 +75,7 @@ LAYER = 12
 HOOK = hook_name(LAYER, "resid_pre")
 print(HOOK)
 
-acts = collect(model, list(pairs.positive) + list(pairs.negative), HOOK, positions="mean", progress=False)
+acts = collect(model, list(pairs.positive) + list(pairs.negative), HOOK, read="mean", progress=False)
 x = acts[HOOK]  # (16, 576) CPU float32
 n = len(pairs.positive)
 vector = x[:n].mean(0) - x[n:].mean(0)
@@ -83,17 +83,17 @@ print("activation norm (mean):", round(x.norm(dim=-1).mean().item(), 1), " vecto
 
 # %% [markdown]
 # `vector` is a plain tensor. Wrapping it in `SteeringVectors` gives it a name-addressed, saveable home
-# (`tl_steer.io.save`) and a `.hooks(model, positions=..., coef=...)` method. The *fitted* version of this method
-# (mean difference with optional normalisation, from a `ContrastSet`) lives in `tl_steer.methods.mean_diff`; doing it
+# (`tl_steer.io.save`) and a `.hooks(model, positions=..., strength=...)` method. The *fitted* version of this method
+# (mean difference with optional normalisation, from a `ContrastSet`) lives in `tl_steer.methods.diff_means`; doing it
 # by hand once shows there is nothing hidden.
 
 # %%
-from tl_steer.methods.mean_diff import mean_diff
+from tl_steer.methods.diff_means import mean_diff
 
-fitted = mean_diff(model, pairs, layer=LAYER, positions="mean")
+fitted = mean_diff(model, pairs, layer=LAYER, read="mean")
 print("same vector as by hand:", torch.allclose(fitted.vectors[HOOK], vector, atol=1e-4))
 
-sv = SteeringVectors({HOOK: vector}, coef=3.0)
+sv = SteeringVectors({HOOK: vector}, strength=3.0)
 hooks = sv.hooks(model)  # [(hook_name, fn)] -- TransformerLens' own hook-list format
 print(hooks[0][0], type(hooks[0][1]).__name__)
 
@@ -107,7 +107,7 @@ print(hooks[0][0], type(hooks[0][1]).__name__)
 prompts = ["I think the movie was", "My day at work was", "The new restaurant downtown is"]
 rows = {}
 for coef in (0.0, 3.0, -3.0):
-    with tl_steer.steer(model, sv.hooks(model, coef=coef)):
+    with tl_steer.steer(model, sv.hooks(model, strength=coef)):
         outs = model.generate(prompts, max_new_tokens=12, do_sample=False, verbose=False)
     rows[coef] = [o[len(p):].replace("\n", " ") for o, p in zip(outs, prompts, strict=True)]
 
@@ -126,7 +126,7 @@ for i, p in enumerate(prompts):
 # %%
 held_out_pos = ["A lovely surprise", "I enjoyed every minute", "Great news, we won"]
 held_out_neg = ["A horrible surprise", "I suffered every minute", "Bad news, we lost"]
-h = collect(model, held_out_pos + held_out_neg, HOOK, positions="mean", progress=False)[HOOK]
+h = collect(model, held_out_pos + held_out_neg, HOOK, read="mean", progress=False)[HOOK]
 unit = vector / vector.norm()
 proj = h @ unit
 print("projection, positive held-out:", [round(v, 1) for v in proj[:3].tolist()])
@@ -138,7 +138,7 @@ curves = {}
 for scope in ("all", "last_prompt"):
     curve = []
     for c in coefs:
-        with tl_steer.steer(model, sv.hooks(model, positions=scope, coef=float(c))):
+        with tl_steer.steer(model, sv.hooks(model, positions=scope, strength=float(c))):
             logits = model(prompts, padding_side="left")  # list input + left padding: TL derives the mask
         lp = logits[:, -1].log_softmax(-1)
         curve.append((lp[:, good] - lp[:, bad]).mean().item())

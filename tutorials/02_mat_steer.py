@@ -90,7 +90,7 @@ politeness = ContrastSet(
 # %% [markdown]
 # ## Token-level activations
 #
-# The paper fits on token activations, not one vector per text. `collect(..., positions="all")` returns the
+# The paper fits on token activations, not one vector per text. `collect(..., read="all")` returns the
 # left-padded `(n, pos, d_model)` activations and a mask of real tokens; we keep every real token except BOS (whose
 # residual stream is huge and the same in every text).
 
@@ -99,7 +99,7 @@ HOOK = hook_name(10, "resid_pre")
 
 
 def token_rows(texts):
-    c = collect(model, list(texts), HOOK, positions="all", progress=False)
+    c = collect(model, list(texts), HOOK, read="all", progress=False)
     mask = c.mask.clone()
     mask[torch.arange(len(texts)), mask.float().argmax(1)] = False  # drop each row's first real token (BOS)
     return c.acts[HOOK][mask]
@@ -114,7 +114,7 @@ print({k: tuple(v.shape) for k, v in desirable.items()}, {k: tuple(v.shape) for 
 #
 # `MatSteer.fit(desirable, undesirable, hook_name, ...)` minimises an MMD term (move undesirable tokens onto the
 # desirable distribution) plus preservation, sparsity and orthogonality penalties, and returns the method and a
-# `FitHistory`. (`MatSteer.fit_texts(model, [sentiment, politeness], HOOK, positions="last")` does the collection
+# `FitHistory`. (`MatSteer.fit_texts(model, [sentiment, politeness], HOOK, read="last")` does the collection
 # for you, one row per text.)
 #
 # The settings are chosen for this *tiny* set (under 100 tokens per side), and they differ from the paper's defaults.
@@ -149,7 +149,7 @@ tests = [
     "Please forgive me, I feel terrible",
     "The weather is cloudy today",
 ]
-c = collect(model, tests, HOOK, positions="all", progress=False)
+c = collect(model, tests, HOOK, read="all", progress=False)
 gates = mat.gates(c.acts[HOOK])  # (4, pos, 2)
 
 fig, axes = plt.subplots(len(tests), 1, figsize=(9, 1.5 * len(tests) + 0.6), constrained_layout=True)
@@ -186,14 +186,14 @@ for i, text in enumerate(tests):
 # %% [markdown]
 # ## Steering with both attributes at once
 #
-# `mat.hooks(model, positions=..., coef=...)` is one hook at `HOOK`; every token gets the sum of the gated vectors,
+# `mat.hooks(model, positions=..., strength=...)` is one hook at `HOOK`; every token gets the sum of the gated vectors,
 # then its norm is restored. We compare greedy continuations. Expect small effects from a fit on forty texts; the
 # point here is the mechanics, and [Evaluation](../evaluation.md) is where effects are measured.
 
 # %%
 prompts = ["You are such a", "Honestly, the service here was", "Listen, I need you to"]
 for coef in (0.0, 1.0, 2.0):
-    with tl_steer.steer(model, mat.hooks(model, positions="all", coef=coef)):
+    with tl_steer.steer(model, mat.hooks(model, positions="all", strength=coef)):
         outs = model.generate(prompts, max_new_tokens=12, do_sample=False)
     print(f"coef {coef}:")
     for p, o in zip(prompts, outs, strict=True):

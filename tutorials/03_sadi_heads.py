@@ -64,7 +64,7 @@ pairs = ContrastSet(
         "The show was dull and depressing",
     ],
 )
-sadi = Sadi.from_contrast(model, pairs, site="z", k=8, delta=1.0)
+sadi = Sadi.from_contrast(model, pairs, site="z", k=8, strength=1.0)
 print("scores:", tuple(sadi.scores.shape), " (layer, head)")
 print("selected heads, best first:", sadi.selected())
 print("hooks:", sadi.hook_names())
@@ -108,7 +108,7 @@ table = torch.zeros(len(ks), len(deltas))
 for a, k in enumerate(ks):
     s_k = sadi.with_k(k)
     for b, d in enumerate(deltas):
-        with tl_steer.steer(model, s_k.hooks(model, delta=d)):
+        with tl_steer.steer(model, s_k.hooks(model, strength=d)):
             logits = model(prompts, padding_side="left")
         lp = logits[:, -1].log_softmax(-1)
         table[a, b] = (lp[:, good] - lp[:, bad]).mean()
@@ -130,7 +130,7 @@ fig.savefig(FIGURES / "03_sadi_strength.png", dpi=110)
 
 # %%
 for d in (0.0, 2.0, 4.0):
-    with tl_steer.steer(model, sadi.hooks(model, positions="last_prompt+generated", delta=d)):
+    with tl_steer.steer(model, sadi.hooks(model, positions="last_prompt+generated", strength=d)):
         outs = model.generate(prompts, max_new_tokens=12, do_sample=False)
     print(f"delta {d}:")
     for p, o in zip(prompts, outs, strict=True):

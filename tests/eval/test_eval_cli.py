@@ -52,4 +52,4 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--model", "tiny", "--task", "nosuchtask"])
     rc = main(["eval", "--model", "tiny", "--task", "copa", "--task-option", "shots", "--quiet"])
-    assert rc == 2 and "key=value" in capsys.readouterr().err
+    assert rc == 2 and "takes [TASK:]KEY=VALUE" in capsys.readouterr().err

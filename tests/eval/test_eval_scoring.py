@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tl_steer import Positions, ScopeError, SteeringError, scoped
-from tl_steer.core import tracker_for
+from tl_steer.core import tracking
 from tl_steer.eval.scoring import ChoiceScores, encode, score_choices, score_items
 from tl_steer.eval.tasks import MCItem
 
@@ -128,7 +128,11 @@ def test_errors(tiny):
 
 
 def test_prompt_length_override_contract(tiny):
-    tracker = tracker_for(tiny)
+    with tracking(tiny) as tracker:
+        _check_prompt_length(tiny, tracker)
+
+
+def _check_prompt_length(tiny, tracker):
     with pytest.raises(ScopeError, match="positive int"):
         with tracker.prompt_length(0):
             pass

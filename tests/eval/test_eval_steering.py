@@ -1,10 +1,10 @@
-"""Method dispatch: fit / fit_many on the tiny model, hooks move the scores, clear errors."""
+"""Evaluation conditions: every registered method fits and steers through the registry; clear errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from tl_steer import SteeringError
+from tl_steer import SteeringError, registry
 from tl_steer.eval import steering
 from tl_steer.eval.pairs import contrast_from_items
 from tl_steer.eval.scoring import score_choices
@@ -22,8 +22,8 @@ def sets():
 
 def test_fit_many_and_hooks_change_scores(tiny, sets):
     opts = steering.FitOptions(layer=1, k=2, progress=False, extra={"epochs": 2})
-    fitted = steering.fit_many(["caa", "iti", "sadi", "mat-steer"], tiny, sets, opts)
-    assert set(fitted) == {"caa", "iti", "sadi", "mat-steer"}
+    fitted = steering.fit_many(steering.fitted_names(), tiny, sets, opts)
+    assert set(fitted) == set(registry.names())
     base = score_choices(tiny, ITEMS[:3])
     for m, f in fitted.items():
         hooks = steering.hooks(m, f, tiny, strength=8.0)
@@ -33,19 +33,28 @@ def test_fit_many_and_hooks_change_scores(tiny, sets):
     assert steering.hooks("none", None, tiny) == [] and steering.hooks("prompting", None, tiny) == []
 
 
+def test_fit_and_fit_many_agree(tiny, sets):
+    """One code path: fitting alone or together gives the same method (the SADI site option is honoured in both)."""
+    opts = steering.FitOptions(layer=1, site="mlp_post", k=3, progress=False)
+    alone = steering.fit("sadi", tiny, sets, opts)
+    together = steering.fit_many(["sadi", "caa"], tiny, sets, opts)["sadi"]
+    assert alone.site.value == together.site.value == "mlp_post" and alone.k == together.k == 3
+    assert alone.selected() == together.selected()
+
+
 def test_fit_single_method_matches_layer_default(tiny, sets):
     caa = steering.fit("caa", tiny, sets, steering.FitOptions(progress=False))
     assert caa.hook_names() == [f"blocks.{tiny.cfg.n_layers // 2}.hook_resid_pre"]
 
 
-def test_errors(tiny, sets, monkeypatch):
+def test_errors(tiny, sets):
     with pytest.raises(SteeringError, match="unknown method 'lora'"):
         steering.parse_method("lora")
     assert steering.parse_method("MAT_Steer") == "mat-steer" and steering.parse_method("mean-diff") == "caa"
+    assert steering.parse_method("base") == "none"
     with pytest.raises(SteeringError, match="nothing to fit"):
         steering.fit("prompting", tiny, sets)
     with pytest.raises(SteeringError, match="out of range"):
         steering.fit("caa", tiny, sets, steering.FitOptions(layer=7, progress=False))
-    monkeypatch.setitem(steering._MODULES, "iti", "no_such_module")
-    with pytest.raises(SteeringError, match="not in this checkout yet"):
-        steering.fit("iti", tiny, sets)
+    with pytest.raises(SteeringError, match=r"fit options \['kernel'\] belong to none of \['caa'\]"):
+        steering.fit("caa", tiny, sets, steering.FitOptions(progress=False, extra={"kernel": "median"}))

@@ -7,8 +7,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -24,7 +22,7 @@ def test_paper_table_selects_on_val_and_records_config(data_dir, tmp_path, capsy
     out = tmp_path / "t"
     rc = pt.main(["--model", "tiny", "--data-dir", str(data_dir), "--methods", "none", "caa", "mat-steer",
                   "--limit", "2", "--mmlu-limit", "0", "--fit-limit", "4", "--max-pairs", "4", "--val-limit", "2",
-                  "--epochs", "2", "--out", str(out), "--quiet"])
+                  "--fit-option", "epochs=2", "--out", str(out), "--quiet"])
     assert rc == 0
     text = capsys.readouterr().out
     # every fitted method was tried at each grid value on val, then the selection was printed
@@ -32,14 +30,16 @@ def test_paper_table_selects_on_val_and_records_config(data_dir, tmp_path, capsy
         for s in pt.GRID[m]:
             assert f"val {m} strength {s}:" in text
         assert f"selected {m} strength" in text
-    assert "MAT-Steer is" in text and "| mat-steer |" in text
+    assert "mat-steer is" in text and "| mat-steer |" in text
     cells = {(d["method"], d["task"]): d for d in (json.loads(p.read_text()) for p in out.glob("*.json"))}
     assert {(m, t) for m in ("none", "caa", "mat-steer") for t in pt.TASKS} <= set(cells)
     assert all(d["split"] == "test" and d["n"] == 2 for d in cells.values())
     mat = cells[("mat-steer", "bbq")]["config"]
     assert mat["strength"] in pt.GRID["mat-steer"]
-    assert mat["mat_steer"] == {"kernel": "median", "epochs": 2, "init": "mean_diff", "lr": pytest.approx(3e-3),
-                                "lambdas": [0.1, 0.1, 0.1]}
+    assert mat["fit_options"] == {"epochs": 2}
+    assert mat["fit_config"]["preset"] == "tuned" and mat["fit_config"]["epochs"] == 2
+    assert mat["fit_config"]["kernel"] == "median" and mat["fit_config"]["lambdas"] == [0.1, 0.1, 0.1]
+    assert cells[("caa", "bbq")]["config"]["fit_options"] == {}
     assert cells[("caa", "toxigen")]["config"]["strength"] in pt.GRID["caa"]
     assert cells[("none", "bbq")]["config"]["strength"] is None
 

@@ -30,7 +30,7 @@ def _planted(seed=0, strength=2.5):
 
 def test_probe_accuracy_beats_chance_on_planted_heads_only():
     pos, neg, direction = _planted()
-    iti = Iti.from_activations(pos, neg, k=2, alpha=3.0, val_fraction=0.25, seed=0)
+    iti = Iti.from_activations(pos, neg, k=2, strength=3.0, val_fraction=0.25, seed=0)
     acc = iti.probe_accuracy
     assert acc.shape == (L, H)
     for lay, h in PLANTED:
@@ -95,7 +95,7 @@ CONTRAST = ContrastSet(
 
 
 def test_hooks_shift_only_selected_heads(tiny):
-    iti = Iti.from_contrast(tiny, CONTRAST, k=2, alpha=4.0, val_fraction=0.34, seed=0)
+    iti = Iti.from_contrast(tiny, CONTRAST, k=2, strength=4.0, val_fraction=0.34, seed=0)
     assert iti.probe_accuracy.shape == (2, 4) and iti.heads.shape == (2, 2)
     x = ["some prompt", "hi"]
     names = [f"blocks.{lay}.attn.hook_z" for lay in (0, 1)]
@@ -114,15 +114,15 @@ def test_hooks_shift_only_selected_heads(tiny):
             assert torch.equal(zl[:, :, h], bl[:, :, h])
     for name in names:  # only the last prompt token is edited
         assert torch.equal(cache[name][:, :-1], base[name][:, :-1])
-    zero = tiny.run_with_hooks(x, fwd_hooks=iti.hooks(tiny, alpha=0.0), padding_side="left")
+    zero = tiny.run_with_hooks(x, fwd_hooks=iti.hooks(tiny, strength=0.0), padding_side="left")
     assert torch.equal(zero, tiny(x, padding_side="left"))
 
 
 def test_save_load_round_trip(tiny, tmp_path):
-    iti = Iti.from_contrast(tiny, CONTRAST, k=3, alpha=2.0, val_fraction=0.34)
+    iti = Iti.from_contrast(tiny, CONTRAST, k=3, strength=2.0, val_fraction=0.34)
     io.save(iti, tmp_path / "iti", model=tiny)
     loaded = io.load(tmp_path / "iti", model=tiny, expect="iti")
-    assert isinstance(loaded, Iti) and loaded.alpha == 2.0 and loaded.layers == (0, 1)
+    assert isinstance(loaded, Iti) and loaded.strength == 2.0 and loaded.layers == (0, 1)
     for f in ("heads", "directions", "stds", "probe_accuracy"):
         assert torch.equal(getattr(loaded, f), getattr(iti, f))
     x = ["round trip"]

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import activations, seeds
 
-from tl_steer import steer
+from tl_steer import io, steer
 from tl_steer.errors import HookNameError, ManifestError, ShapeError, SteeringError
 from tl_steer.functional import mat_steer as F
 from tl_steer.methods.mat_steer import FitHistory, MatSteer
@@ -65,7 +65,7 @@ def test_zero_theta_is_identity(act, seed, rescale):
     m = _random(10, seed=seed, rescale=rescale)
     zero = MatSteer(RESID, torch.zeros_like(m.theta), m.w, m.b, m.attributes, rescale=rescale)
     assert torch.equal(zero(act, hook=None), act)
-    assert torch.equal(m.with_coef(0.0)(act, hook=None), act)
+    assert torch.equal(m.with_strength(0.0)(act, hook=None), act)
 
 
 @settings(max_examples=40, deadline=None)
@@ -156,7 +156,7 @@ def test_polarity_swapped_sets_steer_the_other_way():
 def test_fitted_orthogonality_loss_decreases():
     good, bad, _ = _planted(d=16, attrs=3)
     m, hist = MatSteer.fit(good, bad, RESID, epochs=30, lr=1e-2, lambdas=(0.9, 0.9, 1.0), kernel="median",
-                           progress=False, val_fraction=0.0, seed=4)
+                           init="random", progress=False, val_fraction=0.0, seed=4)
     first, last = hist.column("ortho")[0], hist.column("ortho")[-1]
     g = torch.Generator().manual_seed(4)
     init = float(F.orthogonality(torch.randn(3, 1, 16, generator=g)).mean())  # the fit's theta initialisation
@@ -213,7 +213,7 @@ def test_fit_input_errors():
     good, bad, _ = _planted(d=8, n=20, attrs=2)
     with pytest.raises(SteeringError, match="same attributes"):
         MatSteer.fit(good, {"a0": bad["a0"]}, RESID, progress=False)
-    with pytest.raises(ShapeError, match=r"undesirable\['a1'\]"):
+    with pytest.raises(ShapeError, match=r"negative\['a1'\]"):
         MatSteer.fit(good, {**bad, "a1": torch.randn(20, 9)}, RESID, progress=False)
     with pytest.raises(SteeringError, match="kernel"):
         MatSteer.fit(good, bad, RESID, kernel="rbf", progress=False)
@@ -246,12 +246,13 @@ def test_fit_and_apply_on_cuda_match_cpu():
 
 def test_save_load_round_trip_exact(tmp_path, tiny):
     m, _ = MatSteer.fit(*_planted(d=64, n=30, attrs=2)[:2], RESID, epochs=2, progress=False, kernel="median")
-    path = m.save(tmp_path / "ms", model=tiny)
+    path = io.save(m, tmp_path / "ms", model=tiny)
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["method"] == "mat_steer" and manifest["hook_names"] == [RESID]
+    assert manifest["method"] == "mat-steer" and manifest["state"] == "mat_steer" and manifest["hook_names"] == [RESID]
     assert manifest["config"]["site"] == "resid_pre" and manifest["config"]["d"] == 64
-    assert manifest["model"]["d_model"] == 64 and manifest["config"]["fit_config"]["lambdas"] == [0.9, 0.9, 0.1]
-    back = MatSteer.load(path, model=tiny)
+    assert manifest["model"]["d_model"] == 64 and manifest["config"]["fit_config"]["preset"] == "tuned"
+    assert manifest["config"]["fit_config"]["lambdas"] == [0.1, 0.1, 0.1]
+    back = io.load(path, model=tiny, expect="mat-steer")
     for k in ("theta", "w", "b"):
         assert torch.equal(getattr(back, k), getattr(m, k))
     assert back.attributes == m.attributes and back.rescale and back.feature_shape == (64,)
@@ -262,23 +263,23 @@ def test_save_load_round_trip_exact(tmp_path, tiny):
 def test_load_rejects_corrupt_files_and_other_models(tmp_path, tiny):
     m = _random(64, attrs=2)
     m = MatSteer(RESID, m.theta, m.w, m.b, m.attributes, feature_shape=(64,))
-    path = m.save(tmp_path / "ms", model=tiny)
+    path = io.save(m, tmp_path / "ms", model=tiny)
     other = MatSteer(Z, torch.zeros(1, 64), torch.zeros(1, 64), torch.zeros(1), ("x",), feature_shape=(64,))
     from tl_steer.models import tiny_model
 
     wide = tiny_model(d_model=32, n_heads=4)
     with pytest.raises(ManifestError, match="another model"):
-        MatSteer.load(path, model=wide)
+        io.load(path, model=wide)
     with pytest.raises(ShapeError, match="features"):
         other.hooks(wide)
     with pytest.raises(HookNameError):
         MatSteer(  # a hook that the model does not have
             "blocks.7.hook_resid_pre", m.theta, m.w, m.b, m.attributes
         ).hooks(tiny)
-    blob = (path / "tensors.safetensors").read_bytes()
-    (path / "tensors.safetensors").write_bytes(blob[:-7] + b"garbage")
+    tensors = path / io.read_manifest(path)["tensors_file"]
+    tensors.write_bytes(tensors.read_bytes()[:-7] + b"garbage")
     with pytest.raises(ManifestError, match="corrupt"):
-        MatSteer.load(path, model=tiny)
+        io.load(path, model=tiny)
 
 
 # ---------------------------------------------------------------- hooks on models
@@ -304,8 +305,8 @@ def test_z_site_flat_and_per_head_change_logits(tiny, per_head):
 def test_fit_texts_collects_last_token_features(tiny):
     cs = [ContrastSet("mood", ("good day", "nice one", "happy cat", "kind word"), ("bad day", "mean one", "sad cat", "cruel word"))]
     m, hist = MatSteer.fit_texts(tiny, cs, RESID, epochs=3, progress=False, kernel="median", val_fraction=0.0)
-    assert m.attributes == ("mood",) and m.fit_config["positions"] == "last" and m.feature_shape == (64,)
-    assert m.fit_config["n_desirable"] == {"mood": 4} and len(hist.epochs) == 3
+    assert m.attributes == ("mood",) and m.fit_config["read"] == "last" and m.feature_shape == (64,)
+    assert m.fit_config["n_positive"] == {"mood": 4} and len(hist.epochs) == 3
     with pytest.raises(SteeringError, match="ContrastSet"):
         MatSteer.fit_texts(tiny, [("good", "bad")], RESID, progress=False)
 

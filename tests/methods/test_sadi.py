@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import activations, seeds
 
-from tl_steer import io, steer
+from tl_steer import io, steer, tracking
 from tl_steer.errors import HookNameError, ScopeError, ShapeError, SteeringError
 from tl_steer.functional.sadi import expand_head_mask, head_scores, sadi_edit, top_k_mask
 from tl_steer.methods.sadi import Sadi, SadiEdit
@@ -96,13 +96,13 @@ def _planted(n=16, seed=0):
 
 def test_from_activations_ranks_planted_heads_globally():
     pos, neg = _planted()
-    s = Sadi.from_activations(pos, neg, k=2, delta=1.5)
+    s = Sadi.from_activations(pos, neg, k=2, strength=1.5)
     assert s.site is Site.Z and s.layers == (0, 1, 2) and s.d_head == 16
     assert s.scores.shape == (3, 4) and s.k == 2
     assert s.selected() == [(2, 1), (0, 3)]
     assert s.hook_names() == ["blocks.0.attn.hook_z", "blocks.2.attn.hook_z"]  # layer 1 has nothing: no hook
     torch.testing.assert_close(s.scores[2, 1], (pos["blocks.2.attn.hook_z"] - neg["blocks.2.attn.hook_z"]).mean((0, 2))[1])
-    assert s.with_k(5).k == 5 and s.with_delta(0.0).delta == 0.0
+    assert s.with_k(5).k == 5 and s.with_strength(0.0).strength == 0.0
 
 
 def test_from_activations_errors():
@@ -120,7 +120,7 @@ def test_from_activations_errors():
 
 @pytest.mark.parametrize("site, width", [("z", 4), ("mlp_post", 128), ("resid_post", 64), ("mlp_out", 64)])
 def test_from_contrast_sites(tiny, site, width):
-    s = Sadi.from_contrast(tiny, CONTRAST, site=site, k=5, delta=1.0)
+    s = Sadi.from_contrast(tiny, CONTRAST, site=site, k=5, strength=1.0)
     assert s.scores.shape == (2, width) and int(s.mask.sum()) == 5
     assert s.layers == (0, 1)
 
@@ -128,17 +128,17 @@ def test_from_contrast_sites(tiny, site, width):
 # ---------------------------------------------------------------- hooks on a model
 
 
-def _resid_sadi(model, k=10, delta=2.0, layers=(1,)):
-    return Sadi.from_contrast(model, CONTRAST, site="resid_post", layers=layers, k=k, delta=delta)
+def _resid_sadi(model, k=10, strength=2.0, layers=(1,)):
+    return Sadi.from_contrast(model, CONTRAST, site="resid_post", layers=layers, k=k, strength=strength)
 
 
 def test_delta_zero_hooks_are_identity(tiny):
-    s = Sadi.from_contrast(tiny, CONTRAST, site="z", k=3, delta=0.0)
+    s = Sadi.from_contrast(tiny, CONTRAST, site="z", k=3, strength=0.0)
     x = ["some prompt", "another one here"]
     base = tiny(x, padding_side="left")
     steered = tiny.run_with_hooks(x, fwd_hooks=s.hooks(tiny, positions="all"), padding_side="left")
     assert torch.equal(base, steered)
-    assert not torch.allclose(base, tiny.run_with_hooks(x, fwd_hooks=s.hooks(tiny, "all", delta=3.0), padding_side="left"))
+    assert not torch.allclose(base, tiny.run_with_hooks(x, fwd_hooks=s.hooks(tiny, "all", strength=3.0), padding_side="left"))
 
 
 def test_last_prompt_scope_edits_only_masked_units_at_the_last_real_token(tiny):
@@ -178,15 +178,17 @@ def test_hooks_reject_wrong_site_shape(tiny):
 
 
 def test_save_load_round_trip(tiny, tmp_path):
-    s = Sadi.from_contrast(tiny, CONTRAST, site="z", k=3, delta=1.7)
+    s = Sadi.from_contrast(tiny, CONTRAST, site="z", k=3, strength=1.7)
     io.save(s, tmp_path / "sadi", model=tiny)
     manifest = io.read_manifest(tmp_path / "sadi")
     assert manifest["method"] == "sadi" and manifest["hook_names"] == s.hook_names()
     loaded = io.load(tmp_path / "sadi", model=tiny, expect=Sadi)
-    assert isinstance(loaded, Sadi) and loaded.site is Site.Z and loaded.delta == 1.7 and loaded.d_head == 16
+    assert isinstance(loaded, Sadi) and loaded.site is Site.Z and loaded.strength == 1.7 and loaded.d_head == 16
     assert torch.equal(loaded.mask, s.mask) and torch.equal(loaded.scores, s.scores)
     x = ["check the round trip"]
-    torch.testing.assert_close(tiny.run_with_hooks(x, fwd_hooks=loaded.hooks(tiny)), tiny.run_with_hooks(x, fwd_hooks=s.hooks(tiny)))
+    with tracking(tiny):
+        torch.testing.assert_close(tiny.run_with_hooks(x, fwd_hooks=loaded.hooks(tiny)),
+                                   tiny.run_with_hooks(x, fwd_hooks=s.hooks(tiny)))
 
 
 # ---------------------------------------------------------------- generation consistency (real KV cache)
@@ -194,5 +196,5 @@ def test_save_load_round_trip(tiny, tmp_path):
 
 @pytest.mark.parametrize("positions", ["last_prompt", "last_prompt+generated"])
 def test_generation_batched_vs_single_and_cached_vs_uncached(tiny_hf, positions):
-    s = Sadi.from_contrast(tiny_hf, CONTRAST, site="resid_post", k=40, delta=4.0)
+    s = Sadi.from_contrast(tiny_hf, CONTRAST, site="resid_post", k=40, strength=4.0)
     assert_generation_consistent(tiny_hf, s.hooks(tiny_hf, positions=positions), ["The movie was", "Hi", "I think that it is"])

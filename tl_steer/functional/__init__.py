@@ -3,6 +3,6 @@
 Each method's math lives in its own submodule; the shared pieces are re-exported here.
 """
 
-from ._common import add_scaled, feature_flat, rescale_to_norm, unflatten_like
+from ._common import add_scaled, mean_difference, split_indices
 
-__all__ = ["add_scaled", "feature_flat", "rescale_to_norm", "unflatten_like"]
+__all__ = ["add_scaled", "mean_difference", "split_indices"]

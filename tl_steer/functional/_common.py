@@ -1,11 +1,13 @@
-"""Shared pure tensor math."""
+"""Shared pure tensor math: the pieces more than one method uses."""
 
 from __future__ import annotations
 
-from jaxtyping import Float
+import torch
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from .._typecheck import typed
+from ..errors import SteeringError
 
 
 @typed
@@ -17,21 +19,26 @@ def add_scaled(
 
 
 @typed
-def rescale_to_norm(
-    edited: Float[Tensor, "*rows d"], reference: Float[Tensor, "*rows d"], eps: float = 1e-8
-) -> Float[Tensor, "*rows d"]:
-    """Rescale each row of ``edited`` to the L2 norm of the same row of ``reference``."""
-    ref = reference.norm(dim=-1, keepdim=True)
-    cur = edited.norm(dim=-1, keepdim=True).clamp_min(eps)
-    return edited * (ref / cur)
+def mean_difference(
+    positive: Float[Tensor, "n_pos *feature"], negative: Float[Tensor, "n_neg *feature"]
+) -> Float[Tensor, "*feature"]:
+    """``mean(positive) - mean(negative)`` over the sample axis (the mean of pairwise differences when paired)."""
+    return positive.mean(0) - negative.mean(0)
 
 
-@typed
-def feature_flat(activation: Float[Tensor, "batch pos *feature"]) -> Float[Tensor, "batch pos d"]:
-    """Flatten the feature axes: ``(batch, pos, head, d_head) -> (batch, pos, head*d_head)``."""
-    return activation.reshape(activation.shape[0], activation.shape[1], -1)
-
-
-def unflatten_like(flat: Tensor, like: Tensor) -> Tensor:
-    """Inverse of :func:`feature_flat`."""
-    return flat.reshape(like.shape)
+def split_indices(
+    n_pos: int, n_neg: int, val_fraction: float, seed: int, paired: bool
+) -> tuple[Int[Tensor, "a"], Int[Tensor, "b"], Int[Tensor, "c"], Int[Tensor, "d"]]:
+    """Seeded split: ``(pos_train, pos_val, neg_train, neg_val)`` index tensors; pairs stay together when ``paired``."""
+    if not 0.0 < val_fraction < 1.0:
+        raise SteeringError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    g = torch.Generator().manual_seed(int(seed))
+    perm_p = torch.randperm(n_pos, generator=g)
+    perm_n = perm_p.clone() if paired and n_pos == n_neg else torch.randperm(n_neg, generator=g)
+    vp, vn = max(1, round(n_pos * val_fraction)), max(1, round(n_neg * val_fraction))
+    if vp >= n_pos or vn >= n_neg:
+        raise SteeringError(
+            f"a validation split needs at least 2 texts per side; got {n_pos} positive and {n_neg} negative "
+            f"with val_fraction={val_fraction}"
+        )
+    return perm_p[vp:], perm_p[:vp], perm_n[vn:], perm_n[:vn]

@@ -15,6 +15,9 @@ Update rule, per group and token ``a``::
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import einops
 import torch
 from jaxtyping import Float
@@ -141,3 +144,119 @@ def losses(
         "ortho": orthogonality(theta).mean(),
         "pair_dist": pair,
     }
+
+
+# ---------------------------------------------------------------------------------------------- fitting steps
+# MatSteer.fit composes these; each is pure given its generator.
+
+MULTISCALE = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def split_train_val(
+    x: Float[Tensor, "n g d"], val_fraction: float, generator: torch.Generator
+) -> tuple[Float[Tensor, "n_train g d"], Float[Tensor, "n_val g d"]]:
+    """Seeded random split; the validation part is empty when it would leave fewer than 2 training rows."""
+    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    n_val = int(math.floor(val_fraction * x.shape[0]))
+    n_val = n_val if x.shape[0] - n_val >= 2 else 0
+    return x[perm[n_val:]], x[perm[:n_val]]
+
+
+def bandwidths(
+    rows: Float[Tensor, "n g d"], kernel: str, sigma: float, generator: torch.Generator
+) -> Float[Tensor, "g k"]:
+    """Kernel bandwidths per group: ``sigma`` (gaussian), the median pairwise distance (median), or 0.25..4 x that
+    median (multiscale)."""
+    med = median_distance(rows, generator=generator)
+    if kernel == "gaussian":
+        return torch.full((rows.shape[1], 1), float(sigma), device=rows.device)
+    if kernel == "median":
+        return med[:, None]
+    return med[:, None] * torch.tensor(MULTISCALE, device=rows.device)
+
+
+def init_params(
+    n_attr: int, mean_diffs: Float[Tensor, "attr g d"], init: str, generator: torch.Generator
+) -> tuple[Float[Tensor, "attr g d"], Float[Tensor, "attr g d"], Float[Tensor, "attr g"]]:
+    """Initial ``(theta, w, b)`` in optimiser coordinates: theta ~ N(0, 1) (``random``, the reference) or the
+    per-attribute mean difference (``mean_diff``); gates like ``nn.Linear`` (uniform in +-1/sqrt(d))."""
+    _, g, d = mean_diffs.shape
+    bound = 1.0 / math.sqrt(d)
+    theta = torch.randn(n_attr, g, d, generator=generator) if init == "random" else mean_diffs.detach().cpu().clone()
+    w = (torch.rand(n_attr, g, d, generator=generator) * 2 - 1) * bound
+    b = (torch.rand(n_attr, g, generator=generator) * 2 - 1) * bound
+    dev = mean_diffs.device
+    return theta.to(dev), w.to(dev), b.to(dev)
+
+
+def to_native(
+    theta: Float[Tensor, "attr g d"], w: Float[Tensor, "attr g d"], b: Float[Tensor, "attr g"],
+    mu: Float[Tensor, "g d"], scale: Float[Tensor, "g d"],
+) -> tuple[Float[Tensor, "attr g d"], Float[Tensor, "attr g d"], Float[Tensor, "attr g"]]:
+    """Standardised coordinates -> the paper's: ``w = w~/s``, ``b = b~ - w.mu``, ``theta = s * theta~``."""
+    w_n = w / scale
+    return theta * scale, w_n, b - einops.einsum(w_n, mu, "attr g d, g d -> attr g")
+
+
+def total_loss(parts: dict[str, Tensor], lambdas: tuple[float, float, float]) -> Tensor:
+    """``mmd + l1 * preserve + l2 * sparse + l3 * ortho``."""
+    l1, l2, l3 = lambdas
+    return parts["mmd"] + l1 * parts["preserve"] + l2 * parts["sparse"] + l3 * parts["ortho"]
+
+
+def epoch_batches(
+    sizes: list[int], batch_size: int, steps: int, generator: torch.Generator
+) -> list[Tensor]:
+    """Per set, ``steps * batch_size`` indices cycling through fresh permutations of ``range(n)``."""
+    out = []
+    for n in sizes:
+        reps = math.ceil(steps * batch_size / n)
+        out.append(torch.cat([torch.randperm(n, generator=generator) for _ in range(reps)])[: steps * batch_size])
+    return out
+
+
+TERMS = ("loss", "mmd", "preserve", "sparse", "ortho", "pair_dist")
+
+
+def run_epoch(
+    pos: list[Tensor], neg: list[Tensor], params: tuple[Tensor, Tensor, Tensor], native: Any,
+    opt: torch.optim.Optimizer, sigmas: Tensor, lambdas: tuple[float, float, float], rescale: bool,
+    batch_size: int, steps: int, generator: torch.Generator,
+) -> dict[str, float]:
+    """One epoch of Adam steps (gradients zeroed every step); returns the mean of every loss term."""
+    dev = pos[0].device
+    idx_pos = [i.to(dev) for i in epoch_batches([x.shape[0] for x in pos], batch_size, steps, generator)]
+    idx_neg = [i.to(dev) for i in epoch_batches([x.shape[0] for x in neg], batch_size, steps, generator)]
+    sums = dict.fromkeys(TERMS, 0.0)
+    for s in range(steps):
+        sl = slice(s * batch_size, (s + 1) * batch_size)
+        p = torch.stack([x[i[sl]] for x, i in zip(pos, idx_pos, strict=True)])
+        n = torch.stack([x[i[sl]] for x, i in zip(neg, idx_neg, strict=True)])
+        opt.zero_grad(set_to_none=True)
+        parts = losses(p, n, *native(*params), sigmas, rescale)
+        loss = total_loss(parts, lambdas)
+        loss.backward()
+        opt.step()
+        sums["loss"] += float(loss.detach())
+        for k in TERMS[1:]:
+            sums[k] += float(parts[k].detach())
+    return {k: v / steps for k, v in sums.items()}
+
+
+@torch.no_grad()
+def evaluate(
+    pos: list[Tensor], neg: list[Tensor], native_params: tuple[Tensor, Tensor, Tensor], sigmas: Tensor,
+    lambdas: tuple[float, float, float], rescale: bool, batch_size: int,
+) -> dict[str, float]:
+    """Mean total loss and MMD over deterministic batches of held-out sets."""
+    bs = min(batch_size, *(x.shape[0] for x in pos + neg))
+    steps = math.ceil(max(x.shape[0] for x in pos + neg) / bs)
+    loss = mmd = 0.0
+    for s in range(steps):
+        idx = torch.arange(s * bs, (s + 1) * bs)
+        p = torch.stack([x[(idx % x.shape[0]).to(x.device)] for x in pos])
+        n = torch.stack([x[(idx % x.shape[0]).to(x.device)] for x in neg])
+        parts = losses(p, n, *native_params, sigmas, rescale)
+        loss += float(total_loss(parts, lambdas))
+        mmd += float(parts["mmd"])
+    return {"val_loss": loss / steps, "val_mmd": mmd / steps}

@@ -22,14 +22,6 @@ Select = Literal["top", "bottom", "abs"]
 
 
 @typed
-def mean_difference(
-    pos: Float[Tensor, "n_pos *feature"], neg: Float[Tensor, "n_neg *feature"]
-) -> Float[Tensor, "*feature"]:
-    """``mean(pos) - mean(neg)`` over the sample axis (equals the mean of pairwise differences when paired)."""
-    return pos.mean(0) - neg.mean(0)
-
-
-@typed
 def head_scores(diff: Float[Tensor, "n_heads d_head"]) -> Float[Tensor, "n_heads"]:
     """A head's score: its mean activation difference averaged over its ``d_head`` units."""
     return einops.reduce(diff, "n_heads d_head -> n_heads", "mean")

@@ -7,7 +7,7 @@ is paired) train split and score it on the held-out validation split; keep the t
 ``normalize(mean(z | positive) - mean(z | negative))`` and ``std`` the standard deviation of all activations
 projected on it.
 
-Update rule: ``z[..., h, :] += alpha * std_h * dir_h`` for the kept heads, at the chosen positions (default every
+Update rule: ``z[..., h, :] += alpha * std_h * dir_h`` (``alpha`` is the method's ``strength``) for the kept heads, at the chosen positions (default every
 real token; ``positions="last_prompt+generated"`` matches the reference's KV-cached ``"lt"`` edit location).
 
 Differences from the reference code (github.com/likenneth/honest_llama):
@@ -22,53 +22,32 @@ Differences from the reference code (github.com/likenneth/honest_llama):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .. import io
 from ..collect import collect
-from ..core import HookList, Positions, PositionSpec, scoped
+from ..core import HookList, PositionSpec
 from ..errors import ShapeError, SteeringError
+from ..functional import split_indices
 from ..functional.iti import fit_logistic_probes, mass_mean_directions, probe_accuracy, projection_std
 from ..pairs import ContrastSet
-from ..sites import Site, hook_name, site_of, validate_hook_name
-from .vector import AddVector
+from ..registry import Described, FitOption, FitOptions, MethodSpec, is_paired, pooled
+from ..sites import Site, hook_name, site_of
+from .vector import SteeringVectors
 
 
-def split_indices(
-    n_pos: int, n_neg: int, val_fraction: float, seed: int, paired: bool
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Seeded stratified split: ``(pos_train, pos_val, neg_train, neg_val)`` index tensors."""
-    if not 0.0 < val_fraction < 1.0:
-        raise SteeringError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    g = torch.Generator().manual_seed(int(seed))
-    perm_p = torch.randperm(n_pos, generator=g)
-    perm_n = perm_p.clone() if paired and n_pos == n_neg else torch.randperm(n_neg, generator=g)
-    vp, vn = max(1, round(n_pos * val_fraction)), max(1, round(n_neg * val_fraction))
-    if vp >= n_pos or vn >= n_neg:
-        raise SteeringError(
-            f"ITI needs at least 2 texts per side to hold out a validation split; got {n_pos} positive and "
-            f"{n_neg} negative with val_fraction={val_fraction}"
-        )
-    return perm_p[vp:], perm_p[:vp], perm_n[vn:], perm_n[:vn]
-
-
-@io.register("iti")
 @dataclass(frozen=True)
-class Iti:
-    """Fitted ITI: ``heads[i] = (layer, head)`` shifted by ``alpha * stds[i] * directions[i]``.
-
-    ``probe_accuracy[i, h]`` is the validation accuracy of the probe on head ``h`` of layer ``layers[i]``.
-    """
+class ProbeReport:
+    """What ITI's probes found: kept ``heads[i] = (layer, head)``, their directions and projection stds, and the
+    validation accuracy ``probe_accuracy[i, h]`` of every probed head ``h`` of layer ``layers[i]`` (plot it)."""
 
     heads: Int[Tensor, "k 2"]
     directions: Float[Tensor, "k d_head"]
     stds: Float[Tensor, "k"]
-    alpha: float
     probe_accuracy: Float[Tensor, "layer n_heads"]
     layers: tuple[int, ...]
 
@@ -81,54 +60,77 @@ class Iti:
                 f"{tuple(self.stds.shape)} must be (k, 2), (k, d_head), (k,)"
             )
 
+    def shifts(self) -> dict[str, Tensor]:
+        """``{hook_z name: (n_heads, d_head)}``: ``std * direction`` on the kept heads of each layer, zeros elsewhere."""
+        n_heads, d_head = int(self.probe_accuracy.shape[1]), int(self.directions.shape[1])
+        out: dict[str, Tensor] = {}
+        for i, (layer, head) in enumerate(self.heads.tolist()):
+            name = hook_name(int(layer), Site.Z)
+            v = out.setdefault(name, torch.zeros(n_heads, d_head, dtype=self.directions.dtype))
+            v[head] = self.stds[i] * self.directions[i]
+        return dict(sorted(out.items(), key=lambda kv: site_of(kv[0])[0]))
+
+
+@dataclass(frozen=True, repr=False)
+class Iti(Described):
+    """Fitted ITI: its apply side is a :class:`SteeringVectors` on ``attn.hook_z`` (strength = alpha), and
+    ``report`` holds the probe results."""
+
+    vectors: SteeringVectors
+    report: ProbeReport
+    method: ClassVar[str] = "iti"
+    state: ClassVar[str] = "iti"
+
     @property
-    def n_heads(self) -> int:
-        return int(self.probe_accuracy.shape[1])
+    def strength(self) -> float:
+        return self.vectors.strength
+
+    def _norms(self) -> str:
+        return f"heads={[tuple(h) for h in self.report.heads.tolist()][:4]}{'…' if len(self.report.heads) > 4 else ''}"
+
+    # the report's fields, for convenience
+    heads = property(lambda self: self.report.heads)
+    directions = property(lambda self: self.report.directions)
+    stds = property(lambda self: self.report.stds)
+    probe_accuracy = property(lambda self: self.report.probe_accuracy)
+    layers = property(lambda self: self.report.layers)
 
     def hook_names(self) -> list[str]:
-        return [hook_name(lay, Site.Z) for lay in sorted({int(x) for x in self.heads[:, 0].tolist()})]
+        return self.vectors.hook_names()
 
-    def shift(self, layer: int) -> Float[Tensor, "n_heads d_head"]:
-        """``std * direction`` rows for the kept heads of ``layer``, zeros elsewhere (scaled by ``alpha`` in hooks)."""
-        v = torch.zeros(self.n_heads, self.directions.shape[1], dtype=self.directions.dtype, device=self.directions.device)
-        for i, (lay, h) in enumerate(self.heads.tolist()):
-            if lay == layer:
-                v[h] = self.stds[i] * self.directions[i]
-        return v
+    def hooks(self, model: Any, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
+        """``z_h + alpha * std_h * dir_h`` on the kept heads (default every real token)."""
+        return self.vectors.hooks(model, positions, strength)
 
-    def hooks(self, model: Any, positions: PositionSpec = Positions.ALL, alpha: float | None = None) -> HookList:
-        a = self.alpha if alpha is None else float(alpha)
-        out: HookList = []
-        for name in self.hook_names():
-            validate_hook_name(model, name)
-            out.append((name, scoped(AddVector(self.shift(site_of(name)[0]), a), positions, model)))
-        return out
-
-    def with_alpha(self, alpha: float) -> Iti:
-        return Iti(self.heads, self.directions, self.stds, float(alpha), self.probe_accuracy, self.layers)
+    def with_strength(self, strength: float) -> Iti:
+        return replace(self, vectors=self.vectors.with_strength(strength))
 
     def to(self, device: Any) -> Iti:
-        return Iti(self.heads.to(device), self.directions.to(device), self.stds.to(device), self.alpha,
-                   self.probe_accuracy.to(device), self.layers)
+        return replace(self, vectors=self.vectors.to(device))
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        tensors = {"heads": self.heads, "directions": self.directions, "stds": self.stds,
-                   "probe_accuracy": self.probe_accuracy}
-        return tensors, {"alpha": self.alpha, "layers": list(self.layers), "hook_names": self.hook_names()}
+        r = self.report
+        tensors = {"heads": r.heads, "directions": r.directions, "stds": r.stds, "probe_accuracy": r.probe_accuracy}
+        return tensors, {"strength": self.strength, "layers": list(r.layers), "hook_names": self.hook_names()}
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> Iti:
-        return cls(tensors["heads"].long(), tensors["directions"], tensors["stds"], float(config["alpha"]),
-                   tensors["probe_accuracy"], tuple(config["layers"]))
+        report = ProbeReport(tensors["heads"].long(), tensors["directions"], tensors["stds"],
+                             tensors["probe_accuracy"], tuple(config["layers"]))
+        strength = config["strength"] if "strength" in config else config["alpha"]  # format 1 said alpha
+        return cls(SteeringVectors(report.shifts(), strength, cls.method), report)
 
     @classmethod
     def from_activations(
-        cls, pos: dict[str, Tensor], neg: dict[str, Tensor], k: int = 8, alpha: float = 5.0,
+        cls, positive: dict[str, Tensor], negative: dict[str, Tensor], k: int = 8, strength: float = 5.0,
         val_fraction: float = 0.2, seed: int = 0, paired: bool | None = None, l2: float = 1.0,
     ) -> Iti:
-        """Fit from ``hook_z`` activations ``{name: (n, n_heads, d_head)}`` at the last token."""
+        """Fit from ``hook_z`` activations ``{name: (n, n_heads, d_head)}`` at the last token (``strength``: alpha)."""
+        pos, neg = positive, negative
         if not pos or set(pos) != set(neg):
-            raise SteeringError(f"pos and neg must hold the same non-empty hook names, got {sorted(pos)} and {sorted(neg)}")
+            raise SteeringError(
+                f"positive and negative must hold the same non-empty hook names, got {sorted(pos)} and {sorted(neg)}"
+            )
         by_layer = {}
         for name in pos:
             layer, site = site_of(name)
@@ -157,18 +159,39 @@ class Iti:
         dirs = mass_mean_directions(flat_p, flat_n)  # (L*H, d)
         stds = projection_std(torch.cat([flat_p, flat_n]), dirs)
         heads = torch.stack([torch.tensor([layers[int(i) // n_heads], int(i) % n_heads]) for i in order]).long()
-        return cls(heads, dirs[order], stds[order], float(alpha), acc.reshape(n_layers, n_heads), layers)
+        report = ProbeReport(heads, dirs[order], stds[order], acc.reshape(n_layers, n_heads), layers)
+        return cls(SteeringVectors(report.shifts(), strength, cls.method), report)
 
     @classmethod
     @torch.no_grad()
     def from_contrast(
-        cls, model: Any, contrast: ContrastSet, k: int = 8, alpha: float = 5.0, layers: Sequence[int] | None = None,
+        cls, model: Any, contrast: ContrastSet, k: int = 8, strength: float = 5.0, layers: Sequence[int] | None = None,
         val_fraction: float = 0.2, seed: int = 0, batch_size: int = 8, progress: bool = False, l2: float = 1.0,
     ) -> Iti:
         """Collect ``hook_z`` at the last token of every text on ``layers`` (default all) and fit."""
         layers = list(range(model.cfg.n_layers)) if layers is None else [int(x) for x in layers]
         names = [hook_name(lay, Site.Z) for lay in layers]
-        pos = collect(model, list(contrast.positive), names, positions="last", batch_size=batch_size, progress=progress)
-        neg = collect(model, list(contrast.negative), names, positions="last", batch_size=batch_size, progress=progress)
-        return cls.from_activations(pos.acts, neg.acts, k=k, alpha=alpha, val_fraction=val_fraction, seed=seed,
+        pos = collect(model, list(contrast.positive), names, read="last", batch_size=batch_size, progress=progress)
+        neg = collect(model, list(contrast.negative), names, read="last", batch_size=batch_size, progress=progress)
+        return cls.from_activations(pos.acts, neg.acts, k=k, strength=strength, val_fraction=val_fraction, seed=seed,
                                     paired=contrast.paired, l2=l2)
+
+
+def _reads(model: Any, opts: FitOptions) -> list[str]:
+    return [hook_name(layer, Site.Z) for layer in range(model.cfg.n_layers)]
+
+
+SPEC = MethodSpec(
+    name="iti",
+    summary="ITI: z_h + s*std_h*dir_h on the K heads whose linear probes separate the contrast best",
+    cls=Iti,
+    reads=_reads,
+    fit=lambda positive, negative, opts: Iti.from_activations(
+        pooled(positive), pooled(negative), k=opts.k or 8, seed=opts.seed, paired=is_paired(positive, negative),
+        **opts.extra,
+    ),
+    strength="s is alpha, in units of each head's projection std",
+    default_positions="all",
+    grid=(2.5, 5.0, 10.0, 15.0),
+    options=(FitOption("val_fraction", float, "share of the contrast pairs held out to rank the probes"),),
+)

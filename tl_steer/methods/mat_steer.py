@@ -3,34 +3,32 @@
 Update rule at one hook site, for every token activation ``a`` and attributes ``t = 1..T``::
 
     g_t(a) = sigmoid(w_t . a + b_t)
-    a'     = a + coef * sum_t g_t(a) theta_t
-    a'    <- a' * ||a|| / ||a'||          (rescale=True, the paper's default: the edit only rotates a)
+    a'     = a + s * sum_t g_t(a) theta_t          (s: the method's strength, 1 in the paper)
+    a'    <- a' * ||a|| / ||a'||                   (rescale=True, the paper's default: the edit only rotates a)
 
-Fitting (:meth:`MatSteer.fit`) minimises, per mini-batch of ``batch_size`` desirable and ``batch_size``
-undesirable activations of *every* attribute::
+Fitting (:meth:`MatSteer.fit`) minimises, per mini-batch of ``batch_size`` positive (desirable) and ``batch_size``
+negative (undesirable) activations of *every* attribute::
 
-    sum_t MMD^2(desirable_t, edit(undesirable_t))      Gaussian-kernel MMD: move undesirable onto desirable
-    + l1 * mean g(desirable)^2                          preservation: leave desirable tokens alone
-    + l2 * mean g(undesirable)                          sparsity: few attributes fire per token
-    + l3 * sum_{i<j} cos^2(theta_i, theta_j)            orthogonality: attributes do not interfere
+    sum_t MMD^2(positive_t, edit(negative_t))         Gaussian-kernel MMD: move negative onto positive
+    + l1 * mean g(positive)^2                          preservation: leave desirable tokens alone
+    + l2 * mean g(negative)                            sparsity: few attributes fire per token
+    + l3 * sum_{i<j} cos^2(theta_i, theta_j)           orthogonality: attributes do not interfere
 
-with Adam (lr 1e-3, 100 epochs, lambdas 0.9 / 0.9 / 0.1, sigma 2.0: the reference code's defaults).
+with Adam. The steps are pure functions in :mod:`tl_steer.functional.mat_steer`. ``preset="reference"`` runs the
+reference code's settings (lr 1e-3, lambdas 0.9 / 0.9 / 0.1, sigma 2, random init); the default ``"tuned"`` preset
+differs where the reference settings fail on small models (see :data:`PRESETS` and ``docs/methods/mat_steer.md``).
 
-Differences from the reference code (``duykhuongnguyen/MAT-Steer``, ``validation/steering.py``) — see
-``docs/methods/mat_steer.md`` for details:
+Differences from the reference code (``duykhuongnguyen/MAT-Steer`` at HEAD ``92de352``, ``validation/steering.py``):
 
-* gradients are zeroed every step (the reference calls ``zero_grad`` once per epoch but ``step`` every batch, so
-  gradients accumulate over the epoch: a bug);
-* the MMD uses the mini-batch (linear time per epoch); the reference compares the *whole* per-task sets on
-  every step (quadratic time and memory);
+* the MMD compares mini-batches of both sides; the reference draws a mini-batch of negatives per attribute and
+  compares it with a sample of positives of the same size (the same estimator, other sampling);
 * features and edits come from the same hook site (the reference reads ``hidden_states[layer]``, i.e.
   ``resid_pre``, and edits attention head outputs);
-* a median-heuristic or multi-bandwidth kernel is offered: sigma = 2 on raw activations whose pairwise distances
-  are in the tens makes every kernel value ~0 and the MMD gradient vanishes;
-* ``standardize=True`` optimises gates and theta in per-coordinate standardised coordinates (same function
-  class and loss, exported in the paper's form): with the reference's raw parametrisation the gates start
-  saturated on large-norm residual streams and die within a step;
-* seeded, held-out early stopping, explicit polarity (``desirable`` / ``undesirable``).
+* the tuned preset uses a median-heuristic kernel (sigma = 2 on raw activations whose pairwise distances are in
+  the tens makes every kernel value ~0 and the MMD gradient vanishes), mean-difference initialisation, and
+  standardised optimisation (same function class and loss, exported in the paper's form: with the raw
+  parametrisation the gates start saturated on large-norm residual streams and die within a step);
+* seeded, held-out early stopping (tuned preset), explicit polarity (``positive`` / ``negative``).
 """
 
 from __future__ import annotations
@@ -40,7 +38,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import einops
 import torch
@@ -48,16 +46,60 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .. import io
 from .._typecheck import typed
-from ..core import HookList, Positions, PositionSpec, scoped
+from ..core import HookList, Positions, PositionSpec, as_strength, scoped
 from ..errors import HookNameError, ManifestError, ShapeError, SteeringError
 from ..functional import mat_steer as F
-from ..sites import feature_shape, site_of, validate_hook_name
+from ..registry import Described, FitOption, FitOptions, MethodSpec
+from ..sites import Site, feature_shape, hook_name, site_of, validate_hook_name
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 Kernel = Literal["gaussian", "median", "multiscale"]
-_MULTISCALE = (0.25, 0.5, 1.0, 2.0, 4.0)
+Preset = Literal["tuned", "reference"]
+#: settings each preset fills in (any explicitly passed value wins)
+PRESETS: dict[str, dict[str, Any]] = {
+    # chosen on the val split (docs/results.md): keeps the gates open on small contrast sets
+    "tuned": {"kernel": "median", "init": "mean_diff", "lr": 3e-3, "lambdas": (0.1, 0.1, 0.1), "standardize": True,
+              "val_fraction": 0.1, "patience": 10, "steps_per_epoch": "largest"},
+    # the reference code at HEAD 92de352 (validation/steering.py)
+    "reference": {"kernel": "gaussian", "init": "random", "lr": 1e-3, "lambdas": (0.9, 0.9, 0.1),
+                  "standardize": False, "val_fraction": 0.0, "patience": None, "steps_per_epoch": "smallest"},
+}
+
+
+def _check_fit_inputs(
+    positive: Mapping[str, Tensor], negative: Mapping[str, Tensor], cfg: dict[str, Any],
+    lambdas: tuple[float, ...], per_head: bool,
+) -> tuple[str, ...]:
+    attrs = tuple(positive)
+    if not attrs:
+        raise SteeringError("MatSteer.fit needs at least one attribute")
+    if set(attrs) != set(negative):
+        raise SteeringError(
+            f"positive and negative must have the same attributes, got {sorted(positive)} vs {sorted(negative)}"
+        )
+    if len(lambdas) != 3:
+        raise SteeringError(f"lambdas must be (preserve, sparse, ortho), got {lambdas}")
+    if cfg["kernel"] not in ("gaussian", "median", "multiscale"):
+        raise SteeringError(f"kernel must be 'gaussian', 'median' or 'multiscale', got {cfg['kernel']!r}")
+    if cfg["init"] not in ("random", "mean_diff"):
+        raise SteeringError(f"init must be 'random' (the paper) or 'mean_diff', got {cfg['init']!r}")
+    if not 0.0 <= cfg["val_fraction"] < 1.0:
+        raise SteeringError(f"val_fraction must be in [0, 1), got {cfg['val_fraction']}")
+    if cfg["steps_per_epoch"] not in ("largest", "smallest"):
+        raise SteeringError(f"steps_per_epoch must be 'largest' or 'smallest', got {cfg['steps_per_epoch']!r}")
+    feat = tuple(positive[attrs[0]].shape[1:])
+    for side, sets in (("positive", positive), ("negative", negative)):
+        for a in attrs:
+            x = sets[a]
+            if not isinstance(x, Tensor) or x.ndim < 2 or tuple(x.shape[1:]) != feat:
+                got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+                raise ShapeError(f"{side}[{a!r}] must be (n, {', '.join(map(str, feat))}) like the others, got {got}")
+            if x.shape[0] < 2:
+                raise SteeringError(f"{side}[{a!r}] has {x.shape[0]} rows; MAT-Steer needs at least 2 per side")
+    if per_head and len(feat) != 2:
+        raise ShapeError(f"per_head=True needs (n, head, d_head) activations (hook_z), got feature shape {feat}")
+    return attrs
 
 
 @dataclass
@@ -68,7 +110,7 @@ class FitHistory:
     best_epoch: int = -1
     stopped_early: bool = False
     bandwidths: list[float] = field(default_factory=list)  #: kernel bandwidths (per group for 'median')
-    init_pair_dist: float = float("nan")  #: mean distance desirable <-> undesirable before training
+    init_pair_dist: float = float("nan")  #: mean distance positive <-> negative before training
     seconds: float = 0.0
 
     def column(self, key: str) -> list[float]:
@@ -82,9 +124,8 @@ def _site_name(hook_name: str) -> str | None:
         return None
 
 
-@io.register("mat_steer")
-@dataclass(frozen=True, eq=False)
-class MatSteer:
+@dataclass(frozen=True, eq=False, repr=False)
+class MatSteer(Described):
     """Gated multi-attribute steering at one hook.
 
     Layouts (``per_head``):
@@ -103,11 +144,14 @@ class MatSteer:
     attributes: tuple[str, ...]
     rescale: bool = True
     per_head: bool = False
-    coef: float = 1.0
+    strength: float = 1.0
     feature_shape: tuple[int, ...] | None = None  #: trailing activation shape it was fitted on
     fit_config: dict[str, Any] = field(default_factory=dict)
+    method: ClassVar[str] = "mat-steer"
+    state: ClassVar[str] = "mat_steer"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "strength", as_strength(self.strength))
         object.__setattr__(self, "attributes", tuple(self.attributes))
         if self.feature_shape is not None:
             object.__setattr__(self, "feature_shape", tuple(int(s) for s in self.feature_shape))
@@ -131,11 +175,9 @@ class MatSteer:
             if not self.per_head and math.prod(self.feature_shape) != self.theta.shape[-1]:
                 raise ShapeError(f"MatSteer: feature_shape {self.feature_shape} does not flatten to d={self.theta.shape[-1]}")
 
-    def __repr__(self) -> str:
-        return (
-            f"MatSteer(hook_name={self.hook_name!r}, attributes={self.attributes}, theta={tuple(self.theta.shape)}, "
-            f"per_head={self.per_head}, rescale={self.rescale}, coef={self.coef})"
-        )
+    def _norms(self) -> str:
+        norms = "/".join(f"{float(n):.3g}" for n in self.theta.flatten(1).norm(dim=1))
+        return f"attributes={list(self.attributes)}, |theta|={norms}" + (", per_head" if self.per_head else "")
 
     # ---------------------------------------------------------------- apply
     def _grouped(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
@@ -169,7 +211,7 @@ class MatSteer:
         self._check(activation, hook)
         x = self._rows(activation)
         theta, w, b = self._grouped(x.dtype, x.device)
-        out = F.edit(x, theta, w, b, self.coef, self.rescale)
+        out = F.edit(x, theta, w, b, self.strength, self.rescale)
         return out.reshape(activation.shape).to(activation.dtype)
 
     @typed
@@ -184,8 +226,8 @@ class MatSteer:
             return einops.rearrange(g, "(batch pos) head attr -> batch pos head attr", batch=bsz, pos=pos)
         return einops.rearrange(g, "(batch pos) 1 attr -> batch pos attr", batch=bsz, pos=pos)
 
-    def with_coef(self, coef: float) -> MatSteer:
-        return replace(self, coef=float(coef))
+    def with_strength(self, strength: float) -> MatSteer:
+        return replace(self, strength=strength)
 
     def hook_names(self) -> list[str]:
         return [self.hook_name]
@@ -205,11 +247,12 @@ class MatSteer:
                     f"{site} activations are {have}: another model? Refit on this model."
                 )
 
-    def hooks(self, model: Any, positions: PositionSpec = Positions.ALL, coef: float | None = None) -> HookList:
-        """``[(hook_name, fn)]`` for ``run_with_hooks`` / ``model.hooks`` / :func:`tl_steer.steer`."""
+    def hooks(self, model: Any, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
+        """``[(hook_name, fn)]`` for ``run_with_hooks`` / ``model.hooks`` / :func:`tl_steer.steer` (default: every
+        real token)."""
         self.check_model(model)
-        fn = self if coef is None else self.with_coef(coef)
-        return [(self.hook_name, scoped(fn, positions, model))]
+        fn = self if strength is None else self.with_strength(strength)
+        return [(self.hook_name, scoped(fn, positions or Positions.ALL, model))]
 
     # ---------------------------------------------------------------- save / load
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -217,17 +260,17 @@ class MatSteer:
         config = {
             "version": STATE_VERSION, "hook_name": self.hook_name, "hook_names": [self.hook_name],
             "site": _site_name(self.hook_name), "attributes": list(self.attributes), "rescale": self.rescale,
-            "per_head": self.per_head, "coef": self.coef,
+            "per_head": self.per_head, "strength": self.strength,
             "feature_shape": list(self.feature_shape) if self.feature_shape is not None else None,
-            "d": int(self.theta.shape[-1]), "position_scope": self.fit_config.get("positions"),
+            "d": int(self.theta.shape[-1]),
             "fit_config": self.fit_config,
         }
         return tensors, config
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> MatSteer:
-        if config.get("version") != STATE_VERSION:
-            raise ManifestError(f"mat_steer state version {config.get('version')!r}, this tl_steer reads {STATE_VERSION}")
+        if config.get("version") not in (1, STATE_VERSION):
+            raise ManifestError(f"mat_steer state version {config.get('version')!r}, this tl_steer reads 1 and {STATE_VERSION}")
         missing = {"theta", "w", "b"} - set(tensors)
         if missing:
             raise ManifestError(f"mat_steer tensors lack {sorted(missing)}; the file is corrupt")
@@ -239,97 +282,66 @@ class MatSteer:
             return cls(
                 hook_name=config["hook_name"], theta=tensors["theta"], w=tensors["w"], b=tensors["b"],
                 attributes=tuple(config["attributes"]), rescale=bool(config["rescale"]),
-                per_head=bool(config["per_head"]), coef=float(config["coef"]),
+                per_head=bool(config["per_head"]), strength=config["strength"] if "strength" in config else config["coef"],
                 feature_shape=tuple(fs) if fs is not None else None, fit_config=dict(config.get("fit_config") or {}),
             )
         except (KeyError, ShapeError) as e:
             raise ManifestError(f"mat_steer manifest does not match its tensors ({e}); the file is corrupt") from None
 
-    def save(self, path: Any, model: Any = None) -> Any:
-        """``io.save`` with the fitted position scope in the manifest's ``extra``."""
-        return io.save(self, path, model=model, position_scope=self.fit_config.get("positions"))
-
-    @classmethod
-    def load(cls, path: Any, model: Any = None, strict: bool = True) -> MatSteer:
-        """``io.load`` that also checks the feature shape against ``model``."""
-        method = io.load(path, model=model, expect="mat_steer", strict=strict)
-        if model is not None:
-            method.check_model(model)
-        return method
-
     # ---------------------------------------------------------------- fit
     @classmethod
     def fit(
         cls,
-        desirable: Mapping[str, Tensor],
-        undesirable: Mapping[str, Tensor],
+        positive: Mapping[str, Tensor],
+        negative: Mapping[str, Tensor],
         hook_name: str,
         *,
+        preset: Preset = "tuned",
         per_head: bool = False,
         seed: int = 0,
         epochs: int = 100,
-        lr: float = 1e-3,
         batch_size: int = 16,
-        lambdas: Sequence[float] = (0.9, 0.9, 0.1),
-        kernel: Kernel = "gaussian",
+        lr: float | None = None,
+        lambdas: Sequence[float] | None = None,
+        kernel: Kernel | None = None,
         sigma: float = 2.0,
+        init: Literal["random", "mean_diff"] | None = None,
+        standardize: bool | None = None,
+        val_fraction: float | None = None,
+        patience: int | None | Literal["preset"] = "preset",
+        steps_per_epoch: Literal["largest", "smallest"] | None = None,
         rescale: bool = True,
-        coef: float = 1.0,
-        init: Literal["random", "mean_diff"] = "random",
-        standardize: bool = True,
-        val_fraction: float = 0.1,
-        patience: int | None = 10,
+        strength: float = 1.0,
         device: Any = None,
         progress: bool = True,
         log: Callable[[dict[str, float]], None] | None = None,
     ) -> tuple[MatSteer, FitHistory]:
         """Fit MAT-Steer on activations. Returns ``(method, history)``.
 
-        Polarity: ``desirable[attr]`` holds activations of the behaviour to steer TOWARD (truthful, non-toxic,
-        unbiased); ``undesirable[attr]`` those to steer AWAY from. The gates learn to fire on undesirable-like
-        tokens and the edit moves them onto the desirable distribution. Each tensor is ``(n, *feature)``, the
-        feature being the hook's trailing shape. For ToxiGen-style labels (1 = toxic), build the sets with
-        :func:`tl_steer.pairs.from_labels` and ``desirable=0``.
+        Polarity: ``positive[attr]`` holds activations of the behaviour to steer TOWARD (truthful, non-toxic,
+        unbiased); ``negative[attr]`` those to steer AWAY from. The gates learn to fire on negative-like tokens and
+        the edit moves them onto the positive distribution. Each tensor is ``(n, *feature)``.
 
-        ``lambdas = (l1, l2, l3)``: preservation (g^2 on desirable), sparsity (g on undesirable),
-        orthogonality. ``kernel``: ``"gaussian"`` (bandwidth ``sigma``, the paper), ``"median"`` (bandwidth = the
-        median pairwise distance of the training data, per head when ``per_head``) or ``"multiscale"``
-        (mean of Gaussians at 0.25..4 x that median). ``batch_size`` rows per side per attribute per step
-        (capped by the smallest set); an epoch covers the largest set once, so its time grows linearly with n.
+        ``preset`` fills every setting left at ``None`` (see :data:`PRESETS`): ``"tuned"`` (default: median-heuristic
+        kernel, mean-difference init, lr 3e-3, lambdas 0.1, standardised optimisation, held-out early stopping) or
+        ``"reference"`` (the reference code: Gaussian sigma 2, random init, lr 1e-3, lambdas 0.9/0.9/0.1, raw
+        parametrisation, steps per epoch from the smallest set, no early stopping).
+        ``lambdas = (l1, l2, l3)``: preservation (g^2 on positive), sparsity (g on negative), orthogonality.
         ``val_fraction`` of each set is held out; training stops after ``patience`` epochs without a lower
-        validation loss and the best-validation parameters are returned (``patience=None``: never stop early).
+        validation loss and the best-validation parameters are returned.
         """
         t0 = time.perf_counter()
-        attrs = tuple(desirable)
-        if not attrs:
-            raise SteeringError("MatSteer.fit needs at least one attribute")
-        if set(attrs) != set(undesirable):
-            raise SteeringError(
-                f"desirable and undesirable must have the same attributes, got {sorted(desirable)} vs {sorted(undesirable)}"
-            )
-        if len(lambdas) != 3:
-            raise SteeringError(f"lambdas must be (preserve, sparse, ortho), got {tuple(lambdas)}")
-        if kernel not in ("gaussian", "median", "multiscale"):
-            raise SteeringError(f"kernel must be 'gaussian', 'median' or 'multiscale', got {kernel!r}")
-        if init not in ("random", "mean_diff"):
-            raise SteeringError(f"init must be 'random' (the paper) or 'mean_diff', got {init!r}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise SteeringError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        first = desirable[attrs[0]]
-        feat = tuple(first.shape[1:])
-        if device is None:
-            device = first.device
-        device = torch.device(device)
-        for side, sets in (("desirable", desirable), ("undesirable", undesirable)):
-            for a in attrs:
-                x = sets[a]
-                if not isinstance(x, Tensor) or x.ndim < 2 or tuple(x.shape[1:]) != feat:
-                    got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-                    raise ShapeError(f"{side}[{a!r}] must be (n, {', '.join(map(str, feat))}) like the others, got {got}")
-                if x.shape[0] < 2:
-                    raise SteeringError(f"{side}[{a!r}] has {x.shape[0]} rows; MAT-Steer needs at least 2 per side")
-        if per_head and len(feat) != 2:
-            raise ShapeError(f"per_head=True needs (n, head, d_head) activations (hook_z), got feature shape {feat}")
+        if preset not in PRESETS:
+            raise SteeringError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        given = {"lr": lr, "lambdas": lambdas, "kernel": kernel, "init": init, "standardize": standardize,
+                 "val_fraction": val_fraction, "steps_per_epoch": steps_per_epoch}
+        if patience != "preset":
+            given["patience"] = patience
+        cfg = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None or k == "patience"}}
+        lambdas3 = tuple(float(x) for x in cfg["lambdas"])
+        attrs = _check_fit_inputs(positive, negative, cfg, lambdas3, per_head)
+        feat = tuple(positive[attrs[0]].shape[1:])
+        device = torch.device(device if device is not None else positive[attrs[0]].device)
 
         def grouped(x: Tensor) -> Tensor:
             x = x.detach().to(device=device, dtype=torch.float32)
@@ -338,117 +350,51 @@ class MatSteer:
         gen = torch.Generator().manual_seed(seed)
         train: dict[str, list[Tensor]] = {"pos": [], "neg": []}
         val: dict[str, list[Tensor]] = {"pos": [], "neg": []}
-        for key, sets in (("pos", desirable), ("neg", undesirable)):
+        for key, sets in (("pos", positive), ("neg", negative)):
             for a in attrs:
-                x = grouped(sets[a])
-                perm = torch.randperm(x.shape[0], generator=gen).to(device)
-                n_val = int(math.floor(val_fraction * x.shape[0]))
-                n_val = n_val if x.shape[0] - n_val >= 2 else 0
-                val[key].append(x[perm[:n_val]])
-                train[key].append(x[perm[n_val:]])
+                tr, va = F.split_train_val(grouped(sets[a]), cfg["val_fraction"], gen)
+                train[key].append(tr)
+                val[key].append(va)
         use_val = all(v.shape[0] >= 2 for side in val.values() for v in side)
-        n_groups, d = train["pos"][0].shape[1], train["pos"][0].shape[2]
-        n_attr = len(attrs)
-
-        # kernel bandwidths
         every = torch.cat(train["pos"] + train["neg"])
-        med = F.median_distance(every, generator=gen)  # (g,)
-        if kernel == "gaussian":
-            sigmas = torch.full((n_groups, 1), float(sigma), device=device)
-        elif kernel == "median":
-            sigmas = med[:, None]
-        else:
-            sigmas = med[:, None] * torch.tensor(_MULTISCALE, device=device)
-        history = FitHistory(bandwidths=[float(s) for s in sigmas.flatten()[:16]])
+        sigmas = F.bandwidths(every, cfg["kernel"], sigma, gen)
+        history = FitHistory(bandwidths=[float(x) for x in sigmas.flatten()[:16]])
         with torch.no_grad():
             m = min(256, *(x.shape[0] for x in train["pos"] + train["neg"]))
             p0 = torch.stack([x[:m] for x in train["pos"]]).transpose(1, 2)
             n0 = torch.stack([x[:m] for x in train["neg"]]).transpose(1, 2)
             history.init_pair_dist = float(F.sq_dists(p0, n0).sqrt().mean())
-        if kernel == "gaussian" and math.exp(-(history.init_pair_dist**2) / (2 * sigma**2)) < 1e-4:
+        if cfg["kernel"] == "gaussian" and math.exp(-(history.init_pair_dist**2) / (2 * sigma**2)) < 1e-4:
             warnings.warn(
-                f"MatSteer.fit at {hook_name!r}: the mean distance between desirable and undesirable activations is "
+                f"MatSteer.fit at {hook_name!r}: the mean distance between positive and negative activations is "
                 f"{history.init_pair_dist:.3g} but the Gaussian kernel bandwidth is sigma={sigma}; kernel values are "
-                "~0 and the MMD gradient vanishes. Use kernel='median' or kernel='multiscale'.",
+                "~0 and the MMD gradient vanishes. Use kernel='median' (CLI: --kernel median) or the tuned preset.",
                 stacklevel=2,
             )
-
-        # Parameters. With ``standardize`` the optimiser sees w~, b~, theta~ with
-        #   w = w~ / s,  b = b~ - (w~ / s) . mu,  theta = s * theta~
-        # (mu, s: per-coordinate mean and std of the training activations): the same function class and loss, but
-        # gate logits start O(1) instead of saturated on large-norm residual streams.
-        if standardize:
-            mu = every.mean(0)  # (g, d)
-            scale = every.std(0).clamp_min(1e-6)
+        # standardised optimisation: same function class and loss, gate logits start O(1) (see to_native)
+        if cfg["standardize"]:
+            mu, scale = every.mean(0), every.std(0).clamp_min(1e-6)
         else:
-            mu = torch.zeros(n_groups, d, device=device)
-            scale = torch.ones(n_groups, d, device=device)
-        bound = 1.0 / math.sqrt(d)
-        if init == "random":  # the reference: theta ~ N(0, 1), gates like nn.Linear
-            theta = torch.randn(n_attr, n_groups, d, generator=gen).to(device)
-        else:
-            theta = torch.stack([p.mean(0) - q.mean(0) for p, q in zip(train["pos"], train["neg"], strict=True)]) / scale
-        theta = theta.clone().requires_grad_()
-        w = ((torch.rand(n_attr, n_groups, d, generator=gen) * 2 - 1) * bound).to(device).requires_grad_()
-        b = ((torch.rand(n_attr, n_groups, generator=gen) * 2 - 1) * bound).to(device).requires_grad_()
+            mu, scale = torch.zeros_like(every[0]), torch.ones_like(every[0])
+        diffs = torch.stack([p.mean(0) - q.mean(0) for p, q in zip(train["pos"], train["neg"], strict=True)]) / scale
+        params = tuple(t.clone().requires_grad_() for t in F.init_params(len(attrs), diffs, cfg["init"], gen))
 
-        def native() -> tuple[Tensor, Tensor, Tensor]:  # the paper's parametrisation
-            w_n = w / scale
-            return theta * scale, w_n, b - einops.einsum(w_n, mu, "attr g d, g d -> attr g")
+        def native(theta: Tensor, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            return F.to_native(theta, w, b, mu, scale)
 
-        opt = torch.optim.Adam([theta, w, b], lr=lr)
-        l1, l2, l3 = (float(x) for x in lambdas)
-
-        bs = min(batch_size, *(x.shape[0] for x in train["pos"] + train["neg"]))
-        n_max = max(x.shape[0] for x in train["pos"] + train["neg"])
-        steps = math.ceil(n_max / bs)
-
-        def stream(n: int, total: int) -> Tensor:  # cycle through fresh permutations of range(n)
-            reps = math.ceil(total / n)
-            return torch.cat([torch.randperm(n, generator=gen) for _ in range(reps)])[:total]
-
-        def total_loss(parts: dict[str, Tensor]) -> Tensor:
-            return parts["mmd"] + l1 * parts["preserve"] + l2 * parts["sparse"] + l3 * parts["ortho"]
-
-        if use_val:
-            bs_val = min(bs, *(x.shape[0] for x in val["pos"] + val["neg"]))
-            steps_val = math.ceil(max(x.shape[0] for x in val["pos"] + val["neg"]) / bs_val)
-
-            def val_batches():
-                for s in range(steps_val):
-                    idx = torch.arange(s * bs_val, (s + 1) * bs_val)
-                    yield (torch.stack([x[(idx % x.shape[0]).to(device)] for x in val["pos"]]),
-                           torch.stack([x[(idx % x.shape[0]).to(device)] for x in val["neg"]]))
-
-        best = (float("inf"), None)
+        opt = torch.optim.Adam(params, lr=cfg["lr"])
+        sizes = [x.shape[0] for x in train["pos"] + train["neg"]]
+        bs = min(batch_size, *sizes)
+        steps = math.ceil((max(sizes) if cfg["steps_per_epoch"] == "largest" else min(sizes)) / bs)
+        best: tuple[float, Any] = (float("inf"), None)
         bad = 0
         bar = tqdm(range(epochs), desc=f"MatSteer.fit {hook_name}", disable=not progress, leave=False)
         for epoch in bar:
             te = time.perf_counter()
-            idx_pos = [stream(x.shape[0], steps * bs).to(device) for x in train["pos"]]
-            idx_neg = [stream(x.shape[0], steps * bs).to(device) for x in train["neg"]]
-            sums = dict.fromkeys(("loss", "mmd", "preserve", "sparse", "ortho", "pair_dist"), 0.0)
-            for s in range(steps):
-                sl = slice(s * bs, (s + 1) * bs)
-                pos = torch.stack([x[i[sl]] for x, i in zip(train["pos"], idx_pos, strict=True)])
-                neg = torch.stack([x[i[sl]] for x, i in zip(train["neg"], idx_neg, strict=True)])
-                opt.zero_grad(set_to_none=True)  # every step (the reference zeroes once per epoch)
-                parts = F.losses(pos, neg, *native(), sigmas, rescale)
-                loss = total_loss(parts)
-                loss.backward()
-                opt.step()
-                sums["loss"] += float(loss.detach())
-                for k in ("mmd", "preserve", "sparse", "ortho", "pair_dist"):
-                    sums[k] += float(parts[k].detach())
-            row = {"epoch": float(epoch), **{k: v / steps for k, v in sums.items()}}
+            row = {"epoch": float(epoch), **F.run_epoch(train["pos"], train["neg"], params, native, opt, sigmas,
+                                                         lambdas3, rescale, bs, steps, gen)}
             if use_val:
-                with torch.no_grad():
-                    vs = dict.fromkeys(("loss", "mmd"), 0.0)
-                    for vp, vn in val_batches():
-                        parts = F.losses(vp, vn, *native(), sigmas, rescale)
-                        vs["loss"] += float(total_loss(parts))
-                        vs["mmd"] += float(parts["mmd"])
-                row["val_loss"], row["val_mmd"] = vs["loss"] / steps_val, vs["mmd"] / steps_val
+                row.update(F.evaluate(val["pos"], val["neg"], native(*params), sigmas, lambdas3, rescale, bs))
             row["seconds"] = time.perf_counter() - te
             history.epochs.append(row)
             if log is not None:
@@ -457,35 +403,35 @@ class MatSteer:
             score = row.get("val_loss", row["loss"])
             if score < best[0] - 1e-7:
                 with torch.no_grad():
-                    best = (score, tuple(p.detach().clone() for p in native()))
-                history.best_epoch = epoch
-                bad = 0
+                    best = (score, tuple(p.detach().clone() for p in native(*params)))
+                history.best_epoch, bad = epoch, 0
             else:
                 bad += 1
-                if use_val and patience is not None and bad >= patience:
+                if use_val and cfg["patience"] is not None and bad >= cfg["patience"]:
                     history.stopped_early = True
                     break
         if use_val and best[1] is not None:
             theta_f, w_f, b_f = best[1]
         else:
             with torch.no_grad():
-                theta_f, w_f, b_f = native()
+                theta_f, w_f, b_f = native(*params)
             history.best_epoch = len(history.epochs) - 1
         history.seconds = time.perf_counter() - t0
         if not per_head:
             theta_f, w_f, b_f = theta_f[:, 0], w_f[:, 0], b_f[:, 0]
         last = history.epochs[history.best_epoch] if history.epochs else {}
         config = {
-            "method": "MAT-Steer (arXiv 2502.12446)", "seed": seed, "epochs": epochs, "epochs_run": len(history.epochs),
-            "best_epoch": history.best_epoch, "lr": lr, "batch_size": bs, "lambdas": [l1, l2, l3], "kernel": kernel,
-            "sigma": sigma, "init": init, "standardize": standardize, "bandwidths": history.bandwidths, "val_fraction": val_fraction, "patience": patience,
-            "n_desirable": {a: int(desirable[a].shape[0]) for a in attrs},
-            "n_undesirable": {a: int(undesirable[a].shape[0]) for a in attrs},
+            "paper": "MAT-Steer (arXiv 2502.12446)", "preset": preset, "seed": seed, "epochs": epochs,
+            "epochs_run": len(history.epochs), "best_epoch": history.best_epoch, "batch_size": bs, "sigma": sigma,
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}, "lambdas": list(lambdas3),
+            "bandwidths": history.bandwidths,
+            "n_positive": {a: int(positive[a].shape[0]) for a in attrs},
+            "n_negative": {a: int(negative[a].shape[0]) for a in attrs},
             "final": {k: last[k] for k in ("loss", "mmd", "val_loss") if k in last},
         }
         method = cls(
             hook_name=hook_name, theta=theta_f.clone(), w=w_f.clone(), b=b_f.clone(), attributes=attrs,
-            rescale=rescale, per_head=per_head, coef=coef, feature_shape=feat, fit_config=config,
+            rescale=rescale, per_head=per_head, strength=strength, feature_shape=feat, fit_config=config,
         )
         return method, history
 
@@ -496,29 +442,63 @@ class MatSteer:
         contrast_sets: Sequence[Any],
         hook_name: str,
         *,
-        positions: Literal["last", "mean"] | int = "last",
+        read: Literal["last", "mean"] | int = "last",
         collect_batch_size: int = 8,
         **fit_kwargs: Any,
     ) -> tuple[MatSteer, FitHistory]:
         """Collect activations of :class:`~tl_steer.pairs.ContrastSet` texts at ``hook_name`` and :meth:`fit`.
 
-        Each set's ``positive`` texts are the desirable side, ``negative`` the undesirable side.
+        Each set is one attribute; ``read`` says where each text's activation is read.
         """
         from ..collect import collect
         from ..pairs import ContrastSet
 
         validate_hook_name(model, hook_name)
-        desirable: dict[str, Tensor] = {}
-        undesirable: dict[str, Tensor] = {}
+        positive: dict[str, Tensor] = {}
+        negative: dict[str, Tensor] = {}
         progress = fit_kwargs.get("progress", True)
         for cs in contrast_sets:
             if not isinstance(cs, ContrastSet):
                 raise SteeringError(f"fit_texts expects ContrastSet objects, got {type(cs).__name__}")
-            if cs.attribute in desirable:
+            if cs.attribute in positive:
                 raise SteeringError(f"two contrast sets share the attribute name {cs.attribute!r}")
-            kw = dict(positions=positions, batch_size=collect_batch_size, progress=progress)
-            desirable[cs.attribute] = collect(model, list(cs.positive), hook_name, **kw).acts[hook_name]
-            undesirable[cs.attribute] = collect(model, list(cs.negative), hook_name, **kw).acts[hook_name]
-        method, history = cls.fit(desirable, undesirable, hook_name, **fit_kwargs)
-        cfg = {**method.fit_config, "positions": positions if isinstance(positions, str) else int(positions)}
+            kw = dict(read=read, batch_size=collect_batch_size, progress=progress)
+            positive[cs.attribute] = collect(model, list(cs.positive), hook_name, **kw).acts[hook_name]
+            negative[cs.attribute] = collect(model, list(cs.negative), hook_name, **kw).acts[hook_name]
+        method, history = cls.fit(positive, negative, hook_name, **fit_kwargs)
+        cfg = {**method.fit_config, "read": read if isinstance(read, str) else int(read)}
         return replace(method, fit_config=cfg), history
+
+
+def _reads(model: Any, opts: FitOptions) -> list[str]:
+    return [hook_name(opts.layer_of(model.cfg.n_layers), opts.site or Site.RESID_PRE)]
+
+
+def _fit(positive: Any, negative: Any, opts: FitOptions) -> MatSteer:
+    (name,) = next(iter(positive.values())).keys()
+    fitted, _ = MatSteer.fit(
+        {a: v[name] for a, v in positive.items()}, {a: v[name] for a, v in negative.items()}, name,
+        seed=opts.seed, progress=opts.progress, **opts.extra,
+    )
+    return fitted
+
+
+SPEC = MethodSpec(
+    name=MatSteer.method,
+    summary="MAT-Steer: a + s*sum_t sigmoid(w_t.a+b_t) theta_t, norm kept; one gated vector per attribute",
+    cls=MatSteer,
+    reads=_reads,
+    fit=_fit,
+    strength="s scales the gated sum (1 = the paper)",
+    default_positions="all",
+    grid=(0.5, 1.0, 2.0, 4.0),
+    options=(
+        FitOption("preset", str, "fit settings: tuned (default) or reference (the reference code's)",
+                  tuple(PRESETS)),
+        FitOption("kernel", str, "MMD kernel (default from the preset: median; reference: gaussian sigma 2)",
+                  ("gaussian", "median", "multiscale")),
+        FitOption("epochs", int, "training epochs (default 100)"),
+        FitOption("lr", float, "Adam learning rate (default from the preset)"),
+    ),
+    aliases=("matsteer", "mat_steer"),
+)

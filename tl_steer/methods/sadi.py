@@ -6,14 +6,14 @@ over ``d_head``), an MLP neuron (``mlp.hook_post``) or a hidden unit (``hook_res
 ``hook_attn_out``). Rank all elements of all chosen layers together and keep the global top-K by signed score:
 a binary mask ``M`` with exactly K ones (ties: lower ``(layer, element)`` index first).
 
-Update rule (input-adaptive): ``a' = a + delta * (M ⊙ a)`` at the chosen positions; the steering vector
+Update rule (input-adaptive): ``a' = a + delta * (M ⊙ a)`` (``delta`` is the method's ``strength``) at the chosen positions; the steering vector
 ``delta * (M ⊙ a)`` is built from the input's own activation. For heads, ``M`` covers the selected heads' whole
 ``d_head`` slices. Default positions: the last prompt token (``Positions.LAST_PROMPT``); pass
 ``positions="last_prompt+generated"`` to also edit every generated token.
 
 Differences from the reference code (github.com/weixuan-wang123/SADI):
 
-* The reference *replaces* the activation by ``strength * a`` (so its ``strength`` is ``1 + delta`` here).
+* The reference *replaces* the activation by ``s * a``, so its scale ``s`` is ``1 + strength`` here.
 * Its "neurons" hook the Llama MLP's ``act_fn`` output, ``silu(gate)``; ``mlp.hook_post`` here is
   ``silu(gate) * up``, the input of ``down_proj``.
 * It picks the number of elements and the strength by the best score *on the test split*. Use
@@ -23,20 +23,21 @@ Differences from the reference code (github.com/weixuan-wang123/SADI):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from .. import io
 from .._typecheck import typed
 from ..collect import collect
-from ..core import HookList, Positions, PositionSpec, scoped
+from ..core import HookList, Positions, PositionSpec, as_strength, scoped
 from ..errors import ShapeError, SteeringError
-from ..functional.sadi import Select, expand_head_mask, head_scores, mean_difference, sadi_edit, top_k_mask
+from ..functional import mean_difference
+from ..functional.sadi import Select, expand_head_mask, head_scores, sadi_edit, top_k_mask
 from ..pairs import ContrastSet
+from ..registry import Described, FitOption, FitOptions, MethodSpec, pooled
 from ..sites import Site, check_activation, feature_shape, hook_name, parse_site, site_of, validate_hook_name
 
 
@@ -53,9 +54,8 @@ class SadiEdit:
         return sadi_edit(activation, self.mask, self.delta)
 
 
-@io.register("sadi")
-@dataclass(frozen=True)
-class Sadi:
+@dataclass(frozen=True, repr=False)
+class Sadi(Described):
     """A fitted SADI intervention spanning several layers of one site.
 
     ``scores[i, e]`` is the mean difference of element ``e`` at layer ``layers[i]`` (a layer × head matrix for
@@ -66,10 +66,13 @@ class Sadi:
     layers: tuple[int, ...]
     scores: Float[Tensor, "layer element"]
     mask: Bool[Tensor, "layer element"]
-    delta: float
+    strength: float  #: delta in ``a + delta * (M ⊙ a)``
     d_head: int | None = None  #: for ``site="z"``: width of each head's slice
+    method: ClassVar[str] = "sadi"
+    state: ClassVar[str] = "sadi"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "strength", as_strength(self.strength))
         object.__setattr__(self, "site", parse_site(self.site))
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
         if self.scores.shape != self.mask.shape or self.scores.ndim != 2 or self.scores.shape[0] != len(self.layers):
@@ -79,6 +82,9 @@ class Sadi:
             )
         if self.site is Site.Z and not self.d_head:
             raise SteeringError("SADI on site 'z' needs d_head (the width of each head's slice)")
+
+    def _norms(self) -> str:
+        return f"site={self.site.value}, k={self.k}"
 
     @property
     def k(self) -> int:
@@ -98,9 +104,13 @@ class Sadi:
         row = self.mask[self.layers.index(layer)]
         return expand_head_mask(row, int(self.d_head)) if self.site is Site.Z else row
 
-    def hooks(self, model: Any, positions: PositionSpec = Positions.LAST_PROMPT, delta: float | None = None) -> HookList:
-        """TL hook list ``[(hook_name, fn), ...]``, one entry per layer with selected elements."""
-        d = self.delta if delta is None else float(delta)
+    def hooks(self, model: Any, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
+        """TL hook list ``[(hook_name, fn), ...]``, one entry per layer with selected elements.
+
+        Default positions: the last prompt token (the paper); ``"last_prompt+generated"`` also edits generated ones.
+        """
+        d = self.strength if strength is None else as_strength(strength)
+        positions = positions or Positions.LAST_PROMPT
         out: HookList = []
         for name in self.hook_names():
             validate_hook_name(model, name)
@@ -108,33 +118,37 @@ class Sadi:
             out.append((name, scoped(SadiEdit(self.feature_mask(layer), d), positions, model)))
         return out
 
-    def with_delta(self, delta: float) -> Sadi:
-        return Sadi(self.site, self.layers, self.scores, self.mask, float(delta), self.d_head)
+    def with_strength(self, strength: float) -> Sadi:
+        return replace(self, strength=strength)
 
     def with_k(self, k: int, select: Select = "top") -> Sadi:
         """Same scores, a new top-``k`` mask (cheap: for sweeping K)."""
-        return Sadi(self.site, self.layers, self.scores, top_k_mask(self.scores, k, select), self.delta, self.d_head)
+        return replace(self, mask=top_k_mask(self.scores, k, select))
 
     def to(self, device: Any) -> Sadi:
-        return Sadi(self.site, self.layers, self.scores.to(device), self.mask.to(device), self.delta, self.d_head)
+        return replace(self, scores=self.scores.to(device), mask=self.mask.to(device))
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        config = {"site": self.site.value, "layers": list(self.layers), "delta": self.delta, "d_head": self.d_head,
+        config = {"site": self.site.value, "layers": list(self.layers), "strength": self.strength, "d_head": self.d_head,
                   "k": self.k, "hook_names": self.hook_names()}
         return {"scores": self.scores, "mask": self.mask}, config
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> Sadi:
         return cls(config["site"], tuple(config["layers"]), tensors["scores"], tensors["mask"].bool(),
-                   float(config["delta"]), config.get("d_head"))
+                   config["strength"] if "strength" in config else config["delta"], config.get("d_head"))
 
     @classmethod
     def from_activations(
-        cls, pos: dict[str, Tensor], neg: dict[str, Tensor], k: int, delta: float = 1.0, select: Select = "top"
+        cls, positive: dict[str, Tensor], negative: dict[str, Tensor], k: int, strength: float = 1.0,
+        select: Select = "top",
     ) -> Sadi:
         """Fit from last-token activations ``{hook_name: (n, *feature)}`` of one site over several layers."""
+        pos, neg = positive, negative
         if not pos or set(pos) != set(neg):
-            raise SteeringError(f"pos and neg must hold the same non-empty hook names, got {sorted(pos)} and {sorted(neg)}")
+            raise SteeringError(
+                f"positive and negative must hold the same non-empty hook names, got {sorted(pos)} and {sorted(neg)}"
+            )
         by_layer: dict[int, str] = {}
         sites = set()
         for name in pos:
@@ -163,7 +177,7 @@ class Sadi:
         if len({r.shape for r in rows}) != 1:
             raise ShapeError(f"SADI layers have different element counts: {[tuple(r.shape) for r in rows]}")
         scores = torch.stack(rows)
-        return cls(site, layers, scores, top_k_mask(scores, k, select), float(delta), d_head)
+        return cls(site, layers, scores, top_k_mask(scores, k, select), strength, d_head)
 
     @classmethod
     @torch.no_grad()
@@ -174,7 +188,7 @@ class Sadi:
         site: Site | str = Site.Z,
         layers: Sequence[int] | None = None,
         k: int = 8,
-        delta: float = 1.0,
+        strength: float = 1.0,
         select: Select = "top",
         batch_size: int = 8,
         progress: bool = False,
@@ -184,6 +198,28 @@ class Sadi:
         layers = list(range(model.cfg.n_layers)) if layers is None else [int(x) for x in layers]
         names = [hook_name(lay, site) for lay in layers]
         feature_shape(model, site)  # validates the site against the model config
-        pos = collect(model, list(contrast.positive), names, positions="last", batch_size=batch_size, progress=progress)
-        neg = collect(model, list(contrast.negative), names, positions="last", batch_size=batch_size, progress=progress)
-        return cls.from_activations(pos.acts, neg.acts, k=k, delta=delta, select=select)
+        pos = collect(model, list(contrast.positive), names, read="last", batch_size=batch_size, progress=progress)
+        neg = collect(model, list(contrast.negative), names, read="last", batch_size=batch_size, progress=progress)
+        return cls.from_activations(pos.acts, neg.acts, k=k, strength=strength, select=select)
+
+
+def _reads(model: Any, opts: FitOptions) -> list[str]:
+    site = parse_site(opts.site or Site.Z)
+    feature_shape(model, site)
+    return [hook_name(layer, site) for layer in range(model.cfg.n_layers)]
+
+
+SPEC = MethodSpec(
+    name="sadi",
+    summary="SADI: a + s*(M ⊙ a), M = global top-K heads/neurons/units by mean difference (input-adaptive)",
+    cls=Sadi,
+    reads=_reads,
+    fit=lambda positive, negative, opts: Sadi.from_activations(
+        pooled(positive), pooled(negative), k=opts.k or 8, **opts.extra
+    ),
+    strength="s is delta (the reference's scale is 1 + delta)",
+    default_positions="last_prompt",
+    grid=(1.0, 2.0, 4.0, 8.0),
+    options=(FitOption("select", str, "rank elements by signed score (top), its negation (bottom) or |score| (abs)",
+                       ("top", "bottom", "abs")),),
+)

@@ -1,21 +1,22 @@
-"""A fixed steering vector added at one or more hook sites (the apply side of CAA / ActAdd / mean-difference).
+"""Fixed steering vectors added at one or more hook sites: the apply side of CAA, ActAdd, PCA/RepE and ITI.
 
-``a' = a + coef * v`` at the chosen positions. Fitting the vector (mean difference of contrastive activations)
-lives in :mod:`tl_steer.methods.mean_diff`.
+``a' = a + strength * v`` at the chosen positions. Fitting the vectors lives in the methods' own modules
+(:mod:`~tl_steer.methods.diff_means`, :mod:`~tl_steer.methods.pca`, :mod:`~tl_steer.methods.iti`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 from jaxtyping import Float
 from torch import Tensor
 
-from .. import io
 from .._typecheck import typed
-from ..core import HookList, Positions, PositionSpec, scoped
+from ..core import HookList, Positions, PositionSpec, as_strength, scoped
+from ..errors import ShapeError, SteeringError
 from ..functional import add_scaled
+from ..registry import Described
 from ..sites import check_activation, validate_hook_name
 
 
@@ -32,47 +33,49 @@ class AddVector:
         return add_scaled(activation, self.vector, self.coef)
 
 
-@io.register("steering_vectors")
-@dataclass(frozen=True)
-class SteeringVectors:
-    """One vector per hook name, all scaled by ``coef``."""
+@dataclass(frozen=True, repr=False)
+class SteeringVectors(Described):
+    """One vector per hook name, all scaled by ``strength``; ``method`` names what fitted them."""
 
     vectors: dict[str, Tensor] = field(default_factory=dict)
-    coef: float = 1.0
+    strength: float = 1.0
+    method: str = "vectors"
+    state: ClassVar[str] = "steering_vectors"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strength", as_strength(self.strength))
+        for name, v in self.vectors.items():
+            if not isinstance(v, Tensor) or not v.is_floating_point() or v.ndim == 0:
+                raise ShapeError(f"steering vector {name!r} must be a floating tensor of the activation's trailing shape")
+
+    def _norms(self) -> str:
+        return "|v|=" + "/".join(f"{float(v.float().norm()):.3g}" for v in list(self.vectors.values())[:3])
 
     def hook_names(self) -> list[str]:
         return list(self.vectors)
 
+    def with_strength(self, strength: float) -> SteeringVectors:
+        return replace(self, strength=strength)
+
     def to(self, device: Any) -> SteeringVectors:
-        return SteeringVectors({k: v.to(device) for k, v in self.vectors.items()}, self.coef)
+        return replace(self, vectors={k: v.to(device) for k, v in self.vectors.items()})
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        return dict(self.vectors), {"coef": self.coef, "hook_names": list(self.vectors)}
+        return dict(self.vectors), {"strength": self.strength, "method": self.method, "hook_names": list(self.vectors)}
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> SteeringVectors:
-        return cls({k: tensors[k] for k in config["hook_names"]}, float(config["coef"]))
+        missing = [k for k in config["hook_names"] if k not in tensors]
+        if missing:
+            raise SteeringError(f"the saved tensors lack the vectors of {missing}")
+        strength = config["strength"] if "strength" in config else config["coef"]  # format 1 said coef
+        return cls({k: tensors[k] for k in config["hook_names"]}, strength, str(config.get("method", "vectors")))
 
-    def hooks(self, model: Any, positions: PositionSpec = Positions.ALL, coef: float | None = None) -> HookList:
-        c = self.coef if coef is None else coef
+    def hooks(self, model: Any, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
+        """``[(hook_name, fn), ...]`` adding ``strength * v`` at ``positions`` (default every real token)."""
+        s = self.strength if strength is None else as_strength(strength)
         out: HookList = []
         for name, vec in self.vectors.items():
             validate_hook_name(model, name)
-            out.append((name, scoped(AddVector(vec, c), positions, model)))
+            out.append((name, scoped(AddVector(vec, s), positions or Positions.ALL, model)))
         return out
-
-    @classmethod
-    def from_activations(
-        cls, pos: dict[str, Tensor], neg: dict[str, Tensor], coef: float = 1.0, normalize: bool = False
-    ) -> SteeringVectors:
-        """Mean difference ``mean(pos[name]) - mean(neg[name])`` per hook (see :mod:`tl_steer.methods.mean_diff`)."""
-        from .mean_diff import mean_diff_from_activations
-
-        return mean_diff_from_activations(pos, neg, coef=coef, normalize=normalize)
-
-    @classmethod
-    def from_contrast(cls, model: Any, contrast: Any, hook_names: Any = None, **kwargs: Any) -> SteeringVectors:
-        """CAA / mean-difference vectors from a :class:`~tl_steer.pairs.ContrastSet` (see :func:`mean_diff`)."""
-        from .mean_diff import mean_diff
-
-        return mean_diff(model, contrast, hook_names, **kwargs)

@@ -1,6 +1,6 @@
 """Mean-difference steering vectors: CAA (Rimsky et al., 2024) and ActAdd (Turner et al., 2023).
 
-Update rule (applied by :class:`~tl_steer.methods.vector.SteeringVectors`): ``a' = a + coef * v`` at the chosen
+Update rule (applied by :class:`~tl_steer.methods.vector.SteeringVectors`): ``a' = a + strength * v`` at the chosen
 positions, with
 
 * **mean difference / CAA**: ``v = mean_i a_L(pos_i) - mean_j a_L(neg_j)`` at the last token of each text. CAA's
@@ -13,7 +13,7 @@ Differences from the reference code:
 
 * ActAdd's reference implementation adds the whole ``(pos, d_model)`` difference of the two prompts to the *first*
   positions of the user's prompt (padding the shorter prompt). Here the difference is a single vector read at the
-  last token (``positions="last"``, or ``"mean"`` over tokens), added at any :class:`~tl_steer.core.Positions`
+  last token (``read="last"``, or ``"mean"`` over tokens), added at any :class:`~tl_steer.core.Positions`
   scope; this is the single-vector variant most follow-up work uses.
 * CAA adds the vector at every position after the instruction; ``positions="all"`` (the default of ``hooks``) adds
   it at every real token, prompt included. Pass ``positions="generated"`` or ``"last_prompt+generated"`` to restrict it.
@@ -28,13 +28,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..collect import PositionSpec as CollectPositions
-from ..collect import collect
-from ..errors import ShapeError, SteeringError
-from ..functional.sadi import mean_difference
+from ..collect import ReadSpec, collect
+from ..errors import SteeringError
+from ..functional import mean_difference
 from ..pairs import ContrastSet
+from ..registry import FitOptions, MethodSpec, check_pairs, pooled
 from ..sites import Site, hook_name
 from .vector import SteeringVectors
+
+NAME = "caa"
 
 
 def _resolve_names(
@@ -53,24 +55,17 @@ def _resolve_names(
 
 
 def mean_diff_from_activations(
-    pos: dict[str, Tensor], neg: dict[str, Tensor], coef: float = 1.0, normalize: bool = False
+    positive: dict[str, Tensor], negative: dict[str, Tensor], strength: float = 1.0, normalize: bool = False
 ) -> SteeringVectors:
-    """``{name: mean(pos[name]) - mean(neg[name])}`` as :class:`SteeringVectors` (activations ``(n, *feature)``)."""
-    if not pos or set(pos) != set(neg):
-        raise SteeringError(f"pos and neg must hold the same non-empty hook names, got {sorted(pos)} and {sorted(neg)}")
+    """``{name: mean(positive[name]) - mean(negative[name])}`` as :class:`SteeringVectors` (``(n, *feature)`` each)."""
+    check_pairs(positive, negative, "mean_diff")
     vectors: dict[str, Tensor] = {}
-    for name in pos:
-        p, n = pos[name], neg[name]
-        if p.ndim < 2 or p.shape[1:] != n.shape[1:] or len(p) == 0 or len(n) == 0:
-            raise ShapeError(
-                f"activations at {name!r} must be (n, *feature) with equal feature shapes and n > 0, "
-                f"got pos {tuple(p.shape)} and neg {tuple(n.shape)}"
-            )
-        v = mean_difference(p.float(), n.float())
+    for name in positive:
+        v = mean_difference(positive[name].float(), negative[name].float())
         if normalize:
             v = v / v.norm().clamp_min(1e-12)
         vectors[name] = v
-    return SteeringVectors(vectors, float(coef))
+    return SteeringVectors(vectors, strength, NAME)
 
 
 @torch.no_grad()
@@ -81,22 +76,24 @@ def mean_diff(
     *,
     layer: int | Sequence[int] | None = None,
     site: Site | str | None = None,
-    coef: float = 1.0,
-    positions: CollectPositions = "last",
+    strength: float = 1.0,
+    read: ReadSpec = "last",
     normalize: bool = False,
     batch_size: int = 8,
     progress: bool = False,
 ) -> SteeringVectors:
     """CAA / mean-difference vectors: ``mean(act(positive)) - mean(act(negative))`` at each hook.
 
-    ``mean_diff(model, contrast, layer=12)`` reads ``blocks.12.hook_resid_pre`` at the last token of every text.
+    ``mean_diff(model, contrast, layer=12)`` reads ``blocks.12.hook_resid_pre`` at the last token of every text
+    (``read="mean"`` averages over each text's tokens instead).
     """
     names = _resolve_names(model, hook_names, layer, site)
-    if positions == "all":
-        raise SteeringError("mean_diff needs one vector per text: positions='last', 'mean' or a negative int")
-    pos = collect(model, list(contrast.positive), names, positions=positions, batch_size=batch_size, progress=progress)
-    neg = collect(model, list(contrast.negative), names, positions=positions, batch_size=batch_size, progress=progress)
-    return mean_diff_from_activations(pos.acts, neg.acts, coef=coef, normalize=normalize)
+    if read == "all":
+        raise SteeringError("mean_diff needs one vector per text: read='last', 'mean' or a negative int")
+    kw = dict(read=read, batch_size=batch_size, progress=progress)
+    pos = collect(model, list(contrast.positive), names, **kw)
+    neg = collect(model, list(contrast.negative), names, **kw)
+    return mean_diff_from_activations(pos.acts, neg.acts, strength=strength, normalize=normalize)
 
 
 caa = mean_diff  #: CAA is the mean difference over A/B prompts ending in the answer letter
@@ -110,13 +107,30 @@ def actadd(
     *,
     layer: int | Sequence[int] | None = None,
     site: Site | str | None = None,
-    coef: float = 1.0,
-    positions: CollectPositions = "last",
+    strength: float = 1.0,
+    read: ReadSpec = "last",
 ) -> SteeringVectors:
     """ActAdd: the activation difference of a single prompt pair, e.g. ``actadd(model, "Love", "Hate", layer=6)``."""
     if not isinstance(positive, str) or not isinstance(negative, str):
         raise SteeringError("actadd takes one positive and one negative prompt (str); use mean_diff for sets")
     return mean_diff(
-        model, ContrastSet("actadd", (positive,), (negative,)), hook_names, layer=layer, site=site, coef=coef,
-        positions=positions, batch_size=1,
+        model, ContrastSet("actadd", (positive,), (negative,)), hook_names, layer=layer, site=site,
+        strength=strength, read=read, batch_size=1,
     )
+
+
+def _reads(model: Any, opts: FitOptions) -> list[str]:
+    return [hook_name(opts.layer_of(model.cfg.n_layers), opts.site or Site.RESID_PRE)]
+
+
+SPEC = MethodSpec(
+    name=NAME,
+    summary="CAA / mean difference: a + s*v, v = mean(positive) - mean(negative) at one site",
+    cls=SteeringVectors,
+    reads=_reads,
+    fit=lambda positive, negative, opts: mean_diff_from_activations(pooled(positive), pooled(negative)),
+    strength="s scales the mean-difference vector",
+    default_positions="all",
+    grid=(1.0, 2.0, 4.0, 8.0),
+    aliases=("mean-diff",),
+)

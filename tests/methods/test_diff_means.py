@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tl_steer import io, steer
+from tl_steer import io, steer, tracking
 from tl_steer.collect import collect
 from tl_steer.core import Positions, parse_position_set
 from tl_steer.errors import ScopeError, ShapeError, SteeringError
-from tl_steer.methods.mean_diff import actadd, caa, mean_diff, mean_diff_from_activations
-from tl_steer.methods.vector import SteeringVectors
+from tl_steer.methods.diff_means import actadd, caa, mean_diff, mean_diff_from_activations
 from tl_steer.pairs import ContrastSet
 from tl_steer.sweep import continuation_logprob
 
@@ -25,30 +24,31 @@ def test_from_activations_is_the_mean_difference():
     g = torch.Generator().manual_seed(0)
     pos = {"blocks.0.hook_resid_pre": torch.randn(5, 8, generator=g)}
     neg = {"blocks.0.hook_resid_pre": torch.randn(7, 8, generator=g)}
-    v = mean_diff_from_activations(pos, neg, coef=2.5)
+    v = mean_diff_from_activations(pos, neg, strength=2.5)
     want = pos["blocks.0.hook_resid_pre"].mean(0) - neg["blocks.0.hook_resid_pre"].mean(0)
     torch.testing.assert_close(v.vectors["blocks.0.hook_resid_pre"], want)
-    assert v.coef == 2.5
-    unit = SteeringVectors.from_activations(pos, neg, normalize=True)
+    assert v.strength == 2.5
+    assert v.method == "caa" and "caa" in repr(v) and len(repr(v)) < 200
+    unit = mean_diff_from_activations(pos, neg, normalize=True)
     torch.testing.assert_close(unit.vectors["blocks.0.hook_resid_pre"], want / want.norm())
 
 
 def test_from_activations_errors():
     with pytest.raises(SteeringError, match="same non-empty hook names"):
         mean_diff_from_activations({"a": torch.zeros(2, 3)}, {"b": torch.zeros(2, 3)})
-    with pytest.raises(ShapeError, match=r"pos \(2, 3\) and neg \(2, 4\)"):
+    with pytest.raises(ShapeError, match=r"positive \(2, 3\) and negative \(2, 4\)"):
         mean_diff_from_activations({"a": torch.zeros(2, 3)}, {"a": torch.zeros(2, 4)})
 
 
 def test_mean_diff_matches_collected_activations(tiny):
-    v = mean_diff(tiny, CONTRAST, layer=1, coef=3.0)
+    v = mean_diff(tiny, CONTRAST, layer=1, strength=3.0)
     name = "blocks.1.hook_resid_pre"
-    assert v.hook_names() == [name] and v.coef == 3.0
+    assert v.hook_names() == [name] and v.strength == 3.0
     p = collect(tiny, list(CONTRAST.positive), name, progress=False).acts[name]
     n = collect(tiny, list(CONTRAST.negative), name, progress=False).acts[name]
     torch.testing.assert_close(v.vectors[name], p.mean(0) - n.mean(0))
     assert caa is mean_diff
-    same = SteeringVectors.from_contrast(tiny, CONTRAST, [name], coef=3.0)
+    same = mean_diff(tiny, CONTRAST, [name], strength=3.0)
     torch.testing.assert_close(same.vectors[name], v.vectors[name])
     z = mean_diff(tiny, CONTRAST, layer=[0, 1], site="z")
     assert [t.shape for t in z.vectors.values()] == [(4, 16), (4, 16)]
@@ -69,7 +69,7 @@ def test_mean_diff_argument_errors(tiny):
     with pytest.raises(SteeringError, match="needs hook_names"):
         mean_diff(tiny, CONTRAST)
     with pytest.raises(SteeringError, match="one vector per text"):
-        mean_diff(tiny, CONTRAST, layer=0, positions="all")
+        mean_diff(tiny, CONTRAST, layer=0, read="all")
 
 
 def test_position_union_parsing():
@@ -80,8 +80,13 @@ def test_position_union_parsing():
 
 
 def test_union_scope_edits_each_position_once(tiny):
-    v = mean_diff(tiny, CONTRAST, layer=1, coef=1.0)
+    v = mean_diff(tiny, CONTRAST, layer=1, strength=1.0)
     x = ["some prompt", "hi"]
+    with tracking(tiny):
+        _check_unions(tiny, v, x)
+
+
+def _check_unions(tiny, v, x):
     prompt = tiny.run_with_hooks(x, fwd_hooks=v.hooks(tiny, positions="prompt"), padding_side="left")
     union = tiny.run_with_hooks(x, fwd_hooks=v.hooks(tiny, positions="prompt+last_prompt"), padding_side="left")
     torch.testing.assert_close(union, prompt)  # last_prompt is inside prompt: no second addition
@@ -92,7 +97,7 @@ def test_union_scope_edits_each_position_once(tiny):
 
 
 def test_union_scope_in_cached_generation(tiny_hf):
-    v = mean_diff(tiny_hf, CONTRAST, layer=1, coef=8.0)
+    v = mean_diff(tiny_hf, CONTRAST, layer=1, strength=8.0)
     kw = dict(max_new_tokens=5, do_sample=False, stop_at_eos=False, verbose=False)
     prompts = ["The movie was", "Hi"]
     with steer(tiny_hf, v.hooks(tiny_hf, positions="last_prompt+generated")):
@@ -105,10 +110,10 @@ def test_union_scope_in_cached_generation(tiny_hf):
 
 
 def test_save_load_round_trip(tiny, tmp_path):
-    v = mean_diff(tiny, CONTRAST, layer=[0, 1], coef=1.5)
+    v = mean_diff(tiny, CONTRAST, layer=[0, 1], strength=1.5)
     io.save(v, tmp_path / "caa", model=tiny)
-    loaded = io.load(tmp_path / "caa", model=tiny, expect=SteeringVectors)
-    assert loaded.coef == 1.5 and loaded.hook_names() == v.hook_names()
+    loaded = io.load(tmp_path / "caa", model=tiny, expect="caa")
+    assert loaded.strength == 1.5 and loaded.hook_names() == v.hook_names()
     for k in v.vectors:
         assert torch.equal(loaded.vectors[k], v.vectors[k])
 
@@ -135,8 +140,8 @@ def test_caa_shifts_sentiment_logprob_on_held_out_prompts(smollm2):
                 - continuation_logprob(smollm2, HELD_OUT, [" terrible"] * n, hooks))
 
     base = margin([])
-    up = margin(v.hooks(smollm2, coef=2.0)) - base
-    down = margin(v.hooks(smollm2, coef=-2.0)) - base
+    up = margin(v.hooks(smollm2, strength=2.0)) - base
+    down = margin(v.hooks(smollm2, strength=-2.0)) - base
     assert bool((up > 0).all()), up
     assert float(up.mean()) > 2.0, up
     assert float(down.mean()) < -0.8, down

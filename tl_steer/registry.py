@@ -1,0 +1,245 @@
+"""The steering-method protocol and its registry.
+
+A fitted steering method is a small frozen dataclass that satisfies :class:`SteeringMethod`: one way to apply it
+(``hooks(model, positions=..., strength=...)``, TL's ``[(hook_name, fn), ...]``), a ``strength`` with
+``with_strength``, and a state for :mod:`tl_steer.io`. Each method module declares one :class:`MethodSpec` (its CLI
+name, how it is fitted from activations, what it reads, its default position scope, its strength and validation
+grid, its own fit options) and the registry (:mod:`tl_steer.methods`) registers it. Everything that dispatches on
+methods (``io``, ``tl_steer.eval``, the CLI, ``sweep`` and the benchmarks) iterates over the registry; no method is
+named anywhere else.
+
+Fitting is one code path: :func:`fit_many` reads the union of the activations every requested method needs in one
+pass over the contrast texts, then calls each method's ``fit``; :func:`fit` is ``fit_many`` with one method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from .core import HookList, PositionSpec
+from .errors import ShapeError, SteeringError
+from .pairs import ContrastSet
+
+#: activations read for fitting: ``{attribute: {hook_name: (n, *feature)}}``
+Acts = Mapping[str, Mapping[str, Tensor]]
+
+
+@runtime_checkable
+class SteeringMethod(Protocol):
+    """What every fitted steering method provides."""
+
+    method: str  #: registry name of the method that produced it
+    strength: float
+
+    def hooks(
+        self, model: Any, positions: PositionSpec | None = None, strength: float | None = None
+    ) -> HookList: ...
+
+    def hook_names(self) -> list[str]: ...
+
+    def with_strength(self, strength: float) -> SteeringMethod: ...
+
+    def to(self, device: Any) -> SteeringMethod: ...
+
+    def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class FitOption:
+    """A method-specific fit option, exposed as ``--NAME`` by the CLI."""
+
+    name: str  #: keyword of the method's fit function (``--name-with-dashes`` on the command line)
+    type: Callable[[str], Any]
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass
+class FitOptions:
+    """Where and how to fit; ``None`` means the method's default. ``extra``: the method's own :class:`FitOption` s."""
+
+    layer: int | None = None  #: steering layer of single-site methods (default ``n_layers // 2``)
+    site: str | None = None  #: hook site (each method has its default)
+    k: int | None = None  #: number of selected elements, for methods that select (heads, neurons, units)
+    read: str | int = "last"  #: where activations are read in each contrast text: "last", "mean" or -i
+    seed: int = 0
+    batch_size: int = 8
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def layer_of(self, n_layers: int) -> int:
+        layer = n_layers // 2 if self.layer is None else self.layer
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
+            raise SteeringError(f"layer {layer!r} is out of range for a model with {n_layers} layers (0..{n_layers - 1})")
+        return layer
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One registry entry."""
+
+    name: str  #: CLI / registry name
+    summary: str  #: one line for help texts
+    cls: type  #: the fitted type (its ``state`` class attribute names it in saved manifests)
+    reads: Callable[[Any, FitOptions], list[str]]  #: hook names whose activations ``fit`` needs, on ``model``
+    fit: Callable[[Acts, Acts, FitOptions], Any]  #: ``(positive, negative, options) -> fitted method``
+    strength: str  #: what the strength scales, for help texts
+    default_positions: str  #: position scope used when applying it in evaluations
+    grid: tuple[float, ...]  #: strengths tried on the validation split
+    options: tuple[FitOption, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def _key(name: str) -> str:
+    return str(name).strip().lower().replace("_", "-")
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add ``spec`` to the registry (names and aliases are case- and ``_``/``-``-insensitive)."""
+    for alias in (spec.name, *spec.aliases):
+        key = _key(alias)
+        if _ALIASES.get(key, spec.name) != spec.name:
+            raise SteeringError(f"method name {alias!r} is already registered by {_ALIASES[key]!r}")
+        _ALIASES[key] = spec.name
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def names() -> tuple[str, ...]:
+    """Registered method names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def specs() -> tuple[MethodSpec, ...]:
+    return tuple(_REGISTRY.values())
+
+
+def resolve(name: str) -> str | None:
+    """The registered name for ``name`` or one of its aliases; ``None`` when unknown."""
+    return _ALIASES.get(_key(name))
+
+
+def get(name: str) -> MethodSpec:
+    """The spec of a registered method (aliases accepted)."""
+    key = resolve(name)
+    if key is None:
+        raise SteeringError(f"unknown steering method {name!r}; registered: {', '.join(names())}")
+    return _REGISTRY[key]
+
+
+def state_classes() -> dict[str, type]:
+    """``{state name: class}`` of every registered method's fitted type (what :func:`tl_steer.io.load` reads)."""
+    return {spec.cls.state: spec.cls for spec in _REGISTRY.values()}
+
+
+def pooled(acts: Acts, hook_names: Sequence[str] | None = None) -> dict[str, Tensor]:
+    """Concatenate every attribute's activations: ``{hook_name: (sum of n, *feature)}`` (single-attribute fits)."""
+    if not acts:
+        raise SteeringError("no activations to fit on: pass at least one contrast set")
+    keys = list(hook_names) if hook_names is not None else list(next(iter(acts.values())))
+    return {k: torch.cat([a[k] for a in acts.values()]) for k in keys}
+
+
+def check_pairs(positive: dict[str, Tensor], negative: dict[str, Tensor], what: str) -> None:
+    """Both sides hold the same hook names with ``(n, *feature)`` activations of equal feature shape, n > 0."""
+    if not positive or set(positive) != set(negative):
+        raise SteeringError(
+            f"{what}: positive and negative must hold the same non-empty hook names, got {sorted(positive)} and "
+            f"{sorted(negative)}"
+        )
+    for name in positive:
+        p, n = positive[name], negative[name]
+        if p.ndim < 2 or p.shape[1:] != n.shape[1:] or len(p) == 0 or len(n) == 0:
+            raise ShapeError(
+                f"{what}: activations at {name!r} must be (n, *feature) with equal feature shapes and n > 0, "
+                f"got positive {tuple(p.shape)} and negative {tuple(n.shape)}"
+            )
+
+
+def is_paired(positive: Acts, negative: Acts) -> bool:
+    """Every attribute has as many positive as negative rows (pairs in the same order)."""
+    def n(side: Mapping[str, Tensor]) -> int:
+        return len(next(iter(side.values())))
+
+    return all(n(positive[a]) == n(negative[a]) for a in positive)
+
+
+def read_activations(
+    model: Any, sets: Sequence[ContrastSet], hook_names: Sequence[str], opts: FitOptions
+) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Tensor]]]:
+    """``(positive, negative)`` activations ``{attribute: {hook: (n, *feature)}}`` of every set, one pass each side."""
+    from .collect import collect
+
+    if not sets:
+        raise SteeringError("fitting needs at least one contrast set")
+    attrs = [s.attribute for s in sets]
+    if len(set(attrs)) != len(attrs):
+        raise SteeringError(f"contrast sets must have distinct attributes, got {attrs}")
+    kw = dict(read=opts.read, batch_size=opts.batch_size, progress=opts.progress)
+    positive = {s.attribute: collect(model, list(s.positive), list(hook_names), **kw).acts for s in sets}
+    negative = {s.attribute: collect(model, list(s.negative), list(hook_names), **kw).acts for s in sets}
+    return positive, negative
+
+
+def fit_many(
+    methods: Sequence[str], model: Any, sets: Sequence[ContrastSet], opts: FitOptions | None = None
+) -> dict[str, Any]:
+    """Fit several registered methods from ONE activation-reading pass over ``sets`` (one set per attribute).
+
+    Single-attribute methods are fitted on the union of the sets; multi-attribute methods get one attribute per set.
+    Returns ``{method name: fitted method}``.
+    """
+    opts = opts or FitOptions()
+    chosen = [get(m) for m in methods]
+    unknown = set(opts.extra) - {o.name for spec in chosen for o in spec.options}
+    if unknown:
+        raise SteeringError(
+            f"fit options {sorted(unknown)} belong to none of {[s.name for s in chosen]}; "
+            + "; ".join(f"{s.name} takes {[o.name for o in s.options] or 'none'}" for s in chosen)
+        )
+    needed: list[str] = []
+    for spec in chosen:
+        needed += [n for n in spec.reads(model, opts) if n not in needed]
+    positive, negative = read_activations(model, sets, needed, opts)
+    out: dict[str, Any] = {}
+    for spec in chosen:
+        own = {o.name for o in spec.options}
+        spec_opts = FitOptions(**{**opts.__dict__, "extra": {k: v for k, v in opts.extra.items() if k in own}})
+        wanted = spec.reads(model, spec_opts)
+        out[spec.name] = spec.fit(
+            {a: {k: v[k] for k in wanted} for a, v in positive.items()},
+            {a: {k: v[k] for k in wanted} for a, v in negative.items()},
+            spec_opts,
+        )
+    return out
+
+
+def fit(method: str, model: Any, sets: Sequence[ContrastSet], opts: FitOptions | None = None) -> Any:
+    """Fit one registered method on ``sets`` (see :func:`fit_many`)."""
+    return fit_many([method], model, sets, opts)[get(method).name]
+
+
+class Described:
+    """Mixin: a short ``repr`` (method, hook names, parameter norms, strength), never a tensor dump."""
+
+    method: str
+    strength: float
+    state: ClassVar[str]
+
+    def _norms(self) -> str:  # overridden by methods with something better to say
+        return ""
+
+    def __repr__(self) -> str:
+        names = self.hook_names()  # type: ignore[attr-defined]
+        shown = ", ".join(names[:3]) + (f", … ({len(names)} hooks)" if len(names) > 3 else "")
+        extra = self._norms()
+        return f"{type(self).__name__}({self.method}: [{shown}]{', ' + extra if extra else ''}, strength={self.strength:g})"
