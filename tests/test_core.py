@@ -88,7 +88,7 @@ def test_building_hooks_has_no_side_effects_and_contexts_never_leak(tiny_hf):
     assert _n_pre_hooks(model) == p0
     with pytest.raises(RuntimeError, match="boom"), tracking(model):
         raise RuntimeError("boom")
-    assert _n_pre_hooks(model) == p0
+    assert _n_pre_hooks(model) == p0 and "forward" not in vars(model), "tracking left something on the model"
 
 
 def test_raw_tl_calls_need_tracking_for_scoped_hooks(tiny):
@@ -274,3 +274,15 @@ def test_composes_with_run_with_cache(tiny):
     with steer(tiny, hooks):
         _, cache = tiny.run_with_cache("hello", names_filter=[SITE])
     torch.testing.assert_close(cache[SITE], clean[SITE] + v)
+
+
+def test_independent_calls_are_not_an_uncached_generation(tiny_hf):
+    """model("a") then model("aa") are two prompts, not a prompt and a generated token (found by the padding
+    property test: the one-token-extension rule applies only inside generate())."""
+    sv = SteeringVectors({SITE: _vec(tiny_hf)}, strength=3.0)
+    with steer(tiny_hf, sv.hooks(tiny_hf, positions="last_prompt")):
+        tiny_hf("a")
+        after_prefix = tiny_hf("aa")
+    with steer(tiny_hf, sv.hooks(tiny_hf, positions="last_prompt")):
+        fresh = tiny_hf("aa")
+    torch.testing.assert_close(after_prefix, fresh)

@@ -113,8 +113,7 @@ def _fit(args: argparse.Namespace, model: Any, method: str, tasks: Sequence[str]
     t0 = time.perf_counter()
     fitted = steering.fit(method, model, uniq, opts)
     pairs = ", ".join(f"{s.attribute} {len(s.positive)}/{len(s.negative)}" for s in uniq)
-    print(f"fitted {fitted!r} on {pairs} (positive/negative texts) in {time.perf_counter() - t0:.1f}s",
-          file=sys.stderr if args.quiet else sys.stdout)
+    print(f"fitted {fitted!r} on {pairs} (positive/negative texts) in {time.perf_counter() - t0:.1f}s")
     return fitted
 
 
@@ -123,6 +122,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from .eval.steering import parse_method
 
     method = parse_method(args.method)
+    if (Path(args.out) / io.MANIFEST).exists() and not args.force:  # fail before the (slow) fit, not after
+        raise SteeringError(f"{args.out} already holds a saved method; pass --force to replace it")
     model = load_model(args.model, args.device)
     fitted = _fit(args, model, method, args.task)
     path = io.save(fitted, args.out, model=model, overwrite=args.force, tasks=list(args.task), layer=args.layer,

@@ -18,9 +18,14 @@ or off. The rules:
 
 * A forward that receives a KV cache that the previous forward produced continues that generation.
 * A forward whose attention mask is longer than its input continues a generation (``past = mask_len - pos``).
-* A forward without cache whose tokens extend the previous forward's tokens by exactly one token is the next step
-  of an uncached generation (this is what ``generate(use_past_kv_cache=False)`` and hand-written loops do).
+* Inside ``model.generate`` / ``hf_generate``, a forward without cache whose tokens extend the previous forward's
+  tokens by exactly one token is the next step of an uncached generation (``use_past_kv_cache=False``). Outside
+  them the same input is an independent new prompt: two calls ``model("a")``, ``model("aa")`` are not a generation.
 * Anything else starts a new prompt: its length is the prompt length.
+
+While tracking is on (:func:`tracking`, :func:`steer`), the bridge's ``forward``, ``generate`` and ``hf_generate``
+are wrapped on the instance (removed on exit): the forward wrapper records each row's real length when TL pads a
+list of strings on the right, which it does without an attention mask.
 
 Teacher-forced scoring feeds the prompt *and* the answer in one forward; inside
 ``with tracker.prompt_length(n):`` every forward is taken as a new prompt whose first ``n`` (padded) positions are
@@ -150,6 +155,9 @@ class PositionTracker:
         self._total = 0
         self._handle: Any = None
         self._depth = 0
+        self._model: Any = None
+        self._lengths: Tensor | None = None  # real lengths of a right-padded list input, set by the forward wrapper
+        self._generating = False  # inside generate(): only there may an uncached forward continue the last one
         self._prompt_override: int | None = None
 
     @contextmanager
@@ -199,11 +207,15 @@ class PositionTracker:
         elif attn is not None and attn.shape[1] > n_new and prev is not None:
             past, cont = int(attn.shape[1]) - n_new, True
         elif (
-            prev is not None and cache is None and ids is not None and self._tokens is not None
+            self._generating and prev is not None and cache is None and ids is not None and self._tokens is not None
             and self._tokens.shape[0] == batch and n_new == self._tokens.shape[1] + 1
             and torch.equal(ids[:, :-1].to(self._tokens.device), self._tokens)
         ):
             cont = True  # next step of an uncached generation: whole sequence recomputed
+        lengths = self._lengths
+        if attn is None and lengths is not None and not cont and len(lengths) == batch and int(lengths.max()) == n_new:
+            attn = torch.arange(n_new)[None, :] < lengths[:, None]  # right padding: real tokens come first
+            attn = attn.to(ref.device)
         if attn is not None:
             full = attn.bool()
             new_mask = full[:, -n_new:]
@@ -239,19 +251,72 @@ class PositionTracker:
         return self._handle is not None
 
     def attach(self, model: Any) -> None:
-        """Attach (nested calls count; each needs one :meth:`release`)."""
+        """Attach (nested calls count; each needs one :meth:`release`).
+
+        Two things are attached while tracking is on: a forward pre-hook on ``model.original_model`` (cache offset,
+        mask, prompt length) and a wrapper around the bridge's own ``forward`` that records each row's real length
+        when a list of strings is padded on the right (TL passes no attention mask to the model then).
+        """
         if self._handle is None:
             self._handle = self._target(model).register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+            if "forward" not in vars(model) and callable(getattr(model, "to_tokens", None)):
+                model.forward = self._wrap_forward(model, type(model).forward.__get__(model))
+            for name in ("generate", "hf_generate"):
+                if name not in vars(model) and callable(getattr(type(model), name, None)):
+                    setattr(model, name, self._wrap_generate(getattr(type(model), name).__get__(model)))
+            self._model = model
             self.reset()
         self._depth += 1
 
     def release(self) -> None:
-        """Undo one :meth:`attach`; the last one removes the pre-hook and forgets the last forward (and its cache)."""
+        """Undo one :meth:`attach`; the last one removes everything attached and forgets the last forward."""
         self._depth = max(0, self._depth - 1)
         if self._depth == 0 and self._handle is not None:
             self._handle.remove()
             self._handle = None
+            for name in ("forward", "generate", "hf_generate"):
+                fn = vars(self._model).get(name) if self._model is not None else None
+                if getattr(fn, "_tl_steer_tracker", None) is self:
+                    delattr(self._model, name)
+            self._model = None
         self.reset()
+
+    def _wrap_forward(self, model: Any, forward: Callable[..., Any]) -> Callable[..., Any]:
+        def tracked_forward(*args: Any, **kwargs: Any) -> Any:
+            self._lengths = self._right_padded_lengths(model, args, kwargs)
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                self._lengths = None
+
+        tracked_forward._tl_steer_tracker = self  # type: ignore[attr-defined]
+        return tracked_forward
+
+    def _wrap_generate(self, generate: Callable[..., Any]) -> Callable[..., Any]:
+        def tracked_generate(*args: Any, **kwargs: Any) -> Any:
+            outer, self._generating = self._generating, True
+            self.reset()  # a generation always starts from a new prompt
+            try:
+                return generate(*args, **kwargs)
+            finally:
+                self._generating = outer
+
+        tracked_generate._tl_steer_tracker = self  # type: ignore[attr-defined]
+        return tracked_generate
+
+    @staticmethod
+    def _right_padded_lengths(model: Any, args: tuple, kwargs: dict) -> Tensor | None:
+        """Each row's token count when ``forward`` gets a list of strings that TL pads on the right, else None."""
+        text = args[0] if args else kwargs.get("input")
+        if not isinstance(text, (list, tuple)) or len(text) < 2 or not all(isinstance(t, str) for t in text):
+            return None
+        if kwargs.get("attention_mask") is not None:
+            return None
+        side = kwargs.get("padding_side") or getattr(getattr(model, "tokenizer", None), "padding_side", "right")
+        if side == "left":
+            return None  # TL derives the mask itself
+        bos = kwargs.get("prepend_bos")
+        return torch.tensor([int(model.to_tokens(t, prepend_bos=bos).shape[1]) for t in text])
 
 
 _TRACKERS: weakref.WeakKeyDictionary[Any, PositionTracker] = weakref.WeakKeyDictionary()

@@ -33,3 +33,18 @@ class ManifestError(SteeringError):
 
 class ModelError(SteeringError):
     """A model that cannot be loaded offline (missing package or file)."""
+
+
+def ensure_finite(tensors: dict, what: str) -> None:
+    """Raise :class:`SteeringError` naming the first tensor and index that holds NaN or inf."""
+    import torch
+
+    for name, t in tensors.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                idx = tuple(int(i) for i in bad.nonzero()[0])
+                raise SteeringError(
+                    f"{what}: tensor {name!r} {tuple(t.shape)} holds {float(t[idx])} at index {idx}; "
+                    "remove non-finite activations (NaN/inf) from the data and fit again"
+                )

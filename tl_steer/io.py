@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import ManifestError, SteeringError
+from .errors import ManifestError, SteeringError, ensure_finite
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
@@ -91,19 +91,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_finite(tensors: dict[str, Tensor], what: str) -> None:
-    """Raise :class:`SteeringError` naming the first tensor and index holding NaN or inf."""
-    for name, t in tensors.items():
-        if isinstance(t, Tensor) and t.is_floating_point():
-            bad = ~torch.isfinite(t)
-            if bool(bad.any()):
-                idx = tuple(int(i) for i in bad.nonzero()[0])
-                raise SteeringError(
-                    f"{what}: tensor {name!r} {tuple(t.shape)} holds {float(t[idx])} at index {idx}; "
-                    "remove non-finite activations (NaN/inf) from the data and fit again"
-                )
-
-
 def _registry() -> Any:
     from . import (
         methods,  # noqa: F401 - importing it registers every method
@@ -130,7 +117,7 @@ def save(method: Any, path: str | Path, model: Any = None, overwrite: bool = Fal
             f"{type(method).__name__} is not a registered tl_steer method; register its MethodSpec in tl_steer.methods"
         )
     tensors, config = method.to_state()
-    check_finite(tensors, f"save({type(method).__name__})")
+    ensure_finite(tensors, f"save({type(method).__name__})")
     path = Path(path)
     if (path / MANIFEST).exists() and not overwrite:
         raise SteeringError(f"{path} already holds a saved method; pass overwrite=True (CLI: --force) to replace it")
@@ -270,7 +257,7 @@ def load(path: str | Path, model: Any = None, expect: str | type | None = None, 
     except (SafetensorError, OSError) as e:
         raise ManifestError(f"{tf} could not be read ({e}); the file is corrupt") from None
     try:
-        check_finite(tensors, str(tf))
+        ensure_finite(tensors, str(tf))
     except SteeringError as e:
         raise ManifestError(f"{e}; the file is corrupt") from None
     if model is not None:

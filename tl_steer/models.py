@@ -114,7 +114,14 @@ def load(name: str = SMOLLM2, device: str | torch.device | None = None, dtype: t
             SMOLLM2_HF_NAME, hf_model=hf_model, tokenizer=tok, device=str(device), **kwargs
         )
     else:
-        bridge = TransformerBridge.boot_transformers(name, device=str(device), **kwargs)
+        try:
+            bridge = TransformerBridge.boot_transformers(name, device=str(device), **kwargs)
+        except (OSError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(
+                f"cannot load model {name!r}: {first}. Offline, tl_steer knows {sorted(_ALIASES)}; other names are "
+                "Hugging Face hub ids, which need the network (HF_HUB_OFFLINE=0) or a local copy in the HF cache"
+            ) from e
     bridge.eval()
     return bridge
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .core import HookList, PositionSpec
-from .errors import ShapeError, SteeringError
+from .errors import ShapeError, SteeringError, ensure_finite
 from .pairs import ContrastSet
 
 #: activations read for fitting: ``{attribute: {hook_name: (n, *feature)}}``
@@ -162,6 +162,12 @@ def check_pairs(positive: dict[str, Tensor], negative: dict[str, Tensor], what: 
             raise ShapeError(
                 f"{what}: activations at {name!r} must be (n, *feature) with equal feature shapes and n > 0, "
                 f"got positive {tuple(p.shape)} and negative {tuple(n.shape)}"
+            )
+        ensure_finite({f"positive[{name!r}]": p, f"negative[{name!r}]": n}, what)
+        if torch.equal(p.float().mean(0), n.float().mean(0)):
+            raise SteeringError(
+                f"{what}: positive and negative activations at {name!r} have the same mean, so the contrast carries "
+                "no direction (identical texts on both sides?); check the contrast set"
             )
 
 

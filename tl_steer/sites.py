@@ -48,7 +48,7 @@ _NAME_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 def hook_name(layer: int, site: Site | str) -> str:
     """``hook_name(3, "z") == "blocks.3.attn.hook_z"``."""
     site = parse_site(site)
-    if not isinstance(layer, int) or layer < 0:
+    if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
         raise HookNameError(f"layer must be a non-negative int, got {layer!r}")
     return _TEMPLATES[site].format(layer=layer)
 

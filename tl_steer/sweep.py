@@ -121,10 +121,13 @@ def continuation_logprob(
 ) -> Tensor:
     """Sum of log-probs of ``continuations[i]`` after ``prompts[i]`` under ``hooks`` (one value per prompt).
 
-    The prompt is run first and the continuation is fed one token at a time (uncached), so position scopes see
-    the prompt boundary exactly as in generation (``last_prompt`` edits the prompt's last token, not the
-    continuation's). Costs ``len(continuation) + 1`` forwards per prompt.
+    Each prompt + continuation runs as one teacher-forced forward inside ``tracker.prompt_length(P)``, so position
+    scopes see the prompt boundary exactly as in generation (``last_prompt`` edits the prompt's last token,
+    ``generated`` the continuation's tokens): for a causal model the logits equal those of feeding the continuation
+    one token at a time.
     """
+    from .core import tracker_for
+
     if len(prompts) != len(continuations):
         raise SteeringError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     out = []
@@ -134,11 +137,8 @@ def continuation_logprob(
             c_tok = model.to_tokens(cont, prepend_bos=False).to(p_tok.device)
             if c_tok.shape[1] == 0:
                 raise SteeringError(f"continuation {cont!r} has no tokens")
-            seq = p_tok
-            logits = model(seq)
-            for j in range(c_tok.shape[1]):
-                seq = torch.cat([seq, c_tok[:, j : j + 1]], dim=1)
-                logits = model(seq)
+            with tracker_for(model).prompt_length(p_tok.shape[1]):
+                logits = model(torch.cat([p_tok, c_tok], dim=1))
             lp = torch.log_softmax(logits[0, p_tok.shape[1] - 1 : -1].float(), dim=-1)
             out.append(lp.gather(1, c_tok[0][:, None]).sum())
     return torch.stack(out).cpu()

@@ -53,3 +53,73 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
         main(["eval", "--model", "tiny", "--task", "nosuchtask"])
     rc = main(["eval", "--model", "tiny", "--task", "copa", "--task-option", "shots", "--quiet"])
     assert rc == 2 and "takes [TASK:]KEY=VALUE" in capsys.readouterr().err
+
+
+def _one_line_error(capsys, rc, match):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("tl-steer: error: ") and match in err[0], err
+
+
+def test_load_takes_the_method_from_the_manifest(tmp_path, data_dir, capsys):
+    fit_dir = tmp_path / "sadi"
+    common = ["--model", "tiny", "--quiet", "--data-dir", str(data_dir)]
+    assert main(["fit", "--method", "sadi", "--task", "toxigen", "--fit-limit", "6", "--out", str(fit_dir), *common]) == 0
+    capsys.readouterr()
+    rc = main(["eval", "--task", "toxigen", "--method", "caa", "--load", str(fit_dir), "--limit", "2", *common])
+    _one_line_error(capsys, rc, "holds a 'sadi' method, not 'caa'")
+    out = tmp_path / "r"
+    rc = main(["eval", "--task", "toxigen", "--load", str(fit_dir), "--strength", "2", "--limit", "2", "--out", str(out),
+               *common])
+    assert rc == 0
+    doc = json.loads((out / "tiny__toxigen__sadi__test.json").read_text())
+    assert doc["method"] == "sadi" and doc["config"]["strength"] == 2.0
+    rc = main(["eval", "--task", "toxigen", "--load", str(fit_dir), "--kernel", "median", "--limit", "2", *common])
+    _one_line_error(capsys, rc, "--kernel configure fitting and cannot be used with --load")
+    rc = main(["fit", "--method", "sadi", "--task", "toxigen", "--fit-limit", "6", "--out", str(fit_dir), *common])
+    _one_line_error(capsys, rc, "--force")
+    rc = main(["fit", "--method", "sadi", "--task", "toxigen", "--fit-limit", "6", "--out", str(fit_dir), "--force",
+               *common])
+    assert rc == 0
+    rc = main(["fit", "--method", "caa", "--task", "toxigen", "--kernel", "median", "--out", str(tmp_path / "x"),
+               *common])
+    _one_line_error(capsys, rc, "--kernel do not apply to --method caa")
+
+
+def test_every_cli_failure_is_one_line(tmp_path, data_dir, capsys):
+    common = ["--quiet", "--data-dir", str(data_dir), "--limit", "1"]
+    rc = main(["eval", "--model", "no-such/model-xyz", "--task", "copa", *common])
+    _one_line_error(capsys, rc, "cannot load model 'no-such/model-xyz'")
+    if not __import__("torch").cuda.is_available():
+        rc = main(["eval", "--model", "tiny", "--device", "cuda", "--task", "copa", *common])
+        _one_line_error(capsys, rc, "CUDA is not available")
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    rc = main(["eval", "--model", "tiny", "--task", "copa", "--out", str(afile), *common])
+    _one_line_error(capsys, rc, "is a file, not a directory")
+    rc = main(["eval", "--model", "tiny", "--task", "copa", "--task-option", "shots=0", *common])
+    _one_line_error(capsys, rc, "no selected task takes it")
+    rc = main(["eval", "--model", "tiny", "--task", "copa", "--task-option", "mmlu:shots=0", *common])
+    _one_line_error(capsys, rc, "'mmlu' is not among the tasks")
+
+
+def test_task_options_go_only_to_tasks_that_take_them(tmp_path, data_dir, capsys):
+    rc = main(["eval", "--model", "tiny", "--task", "copa", "mmlu", "--task-option", "shots=0", "--limit", "2",
+               "--quiet", "--data-dir", str(data_dir), "--out", str(tmp_path)])
+    assert rc == 0
+    mmlu = json.loads((tmp_path / "tiny__mmlu__none__test.json").read_text())
+    copa = json.loads((tmp_path / "tiny__copa__none__test.json").read_text())
+    assert mmlu["config"]["task_options"] == {"shots": 0} and copa["config"]["task_options"] == {}
+
+
+def test_version_and_help_list_the_registry(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and "tl-steer 0.1.0" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = capsys.readouterr().out
+    from tl_steer import registry
+
+    for name in registry.names():
+        assert name in text
+    assert "--preset" in text and "[mat-steer]" in text

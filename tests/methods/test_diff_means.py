@@ -55,8 +55,8 @@ def test_mean_diff_matches_collected_activations(tiny):
 
 
 def test_actadd_is_a_single_pair_difference(tiny):
-    v = actadd(tiny, "Love", "Hate", layer=0)
-    name = "blocks.0.hook_resid_pre"
+    v = actadd(tiny, "Love", "Hate", layer=1)
+    name = "blocks.1.hook_resid_pre"
     a = collect(tiny, ["Love", "Hate"], name, progress=False).acts[name]
     torch.testing.assert_close(v.vectors[name], a[0] - a[1])
     with pytest.raises(SteeringError, match="one positive and one negative prompt"):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SteeringError
+from ..io import atomic_write_text
 from .run import EvalResult
 
 
@@ -15,12 +16,31 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-")
 
 
-def write_json(result: EvalResult, out_dir: str | Path) -> Path:
+def _out_dir(out_dir: str | Path) -> Path:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise SteeringError(f"--out {out} is a file, not a directory; choose a directory for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        raise SteeringError(f"cannot create the results directory {out} (permission denied); choose another") from None
+    return out
+
+
+def _write(path: Path, text: str) -> Path:
+    try:
+        return atomic_write_text(path, text)
+    except PermissionError:
+        raise SteeringError(f"cannot write {path} (permission denied); choose a writable results directory") from None
+    except IsADirectoryError:
+        raise SteeringError(f"{path} is a directory; remove it or choose another results directory") from None
+
+
+def write_json(result: EvalResult, out_dir: str | Path) -> Path:
+    """Write one result atomically (a rerun of the same cell replaces it)."""
+    out = _out_dir(out_dir)
     path = out / f"{_slug(result.model)}__{result.task}__{result.method}__{result.split}.json"
-    path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    return path
+    return _write(path, json.dumps(result.to_dict(), indent=2) + "\n")
 
 
 def read_results(out_dir: str | Path) -> list[EvalResult]:
@@ -83,11 +103,10 @@ def markdown_table(results: Sequence[EvalResult], metrics: Sequence[str] | None 
 
 def write_markdown(results: Sequence[EvalResult], path: str | Path, title: str = "Results") -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _out_dir(path.parent)
     note = ("Values in percent (bias scores ×1, in [-1, 1]) with 95% intervals: Wilson for accuracies, "
             "percentile bootstrap (1,000 resamples) for MC2 and bias scores. n = test items.\n\n")
-    path.write_text(f"# {title}\n\n{note}{markdown_table(results)}")
-    return path
+    return _write(path, f"# {title}\n\n{note}{markdown_table(results)}")
 
 
 def plot(results: Sequence[EvalResult], path: str | Path, metric: str | None = None) -> Path:

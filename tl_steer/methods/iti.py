@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..collect import collect
 from ..core import HookList, PositionSpec
-from ..errors import ShapeError, SteeringError
+from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import split_indices
 from ..functional.iti import fit_logistic_probes, mass_mean_directions, probe_accuracy, projection_std
 from ..pairs import ContrastSet
@@ -53,6 +53,7 @@ class ProbeReport:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
+        ensure_finite({"directions": self.directions, "stds": self.stds}, "ProbeReport")
         k = self.heads.shape[0]
         if self.heads.ndim != 2 or self.heads.shape[1] != 2 or self.directions.shape[0] != k or self.stds.shape != (k,):
             raise ShapeError(
@@ -144,7 +145,13 @@ class Iti(Described):
             raise ShapeError(f"ITI activations must be (n, n_heads, d_head) per layer, got {tuple(p.shape)} / {tuple(n.shape)}")
         n_pos, n_layers, n_heads, d_head = p.shape
         n_neg = n.shape[0]
-        if not isinstance(k, int) or not 1 <= k <= n_layers * n_heads:
+        ensure_finite({"positive": p, "negative": n}, "ITI")
+        if torch.equal(p.mean(0), n.mean(0)):
+            raise SteeringError(
+                "ITI: positive and negative head activations have the same mean, so every direction would be zero "
+                "(identical texts on both sides?); check the contrast set"
+            )
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_layers * n_heads:
             raise SteeringError(f"k must be an int in [1, {n_layers * n_heads}] (layers x heads), got {k!r}")
         paired = (n_pos == n_neg) if paired is None else paired
         ptr, pva, ntr, nva = split_indices(n_pos, n_neg, val_fraction, seed, paired)

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 from .._typecheck import typed
 from ..core import HookList, Positions, PositionSpec, as_strength, scoped
-from ..errors import HookNameError, ManifestError, ShapeError, SteeringError
+from ..errors import HookNameError, ManifestError, ShapeError, SteeringError, ensure_finite
 from ..functional import mat_steer as F
 from ..registry import Described, FitOption, FitOptions, MethodSpec
 from ..sites import Site, feature_shape, hook_name, site_of, validate_hook_name
@@ -97,6 +97,7 @@ def _check_fit_inputs(
                 raise ShapeError(f"{side}[{a!r}] must be (n, {', '.join(map(str, feat))}) like the others, got {got}")
             if x.shape[0] < 2:
                 raise SteeringError(f"{side}[{a!r}] has {x.shape[0]} rows; MAT-Steer needs at least 2 per side")
+            ensure_finite({f"{side}[{a!r}]": x}, "MatSteer.fit")
     if per_head and len(feat) != 2:
         raise ShapeError(f"per_head=True needs (n, head, d_head) activations (hook_z), got feature shape {feat}")
     return attrs
@@ -152,6 +153,7 @@ class MatSteer(Described):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strength", as_strength(self.strength))
+        ensure_finite({"theta": self.theta, "w": self.w, "b": self.b}, f"MatSteer at {self.hook_name!r}")
         object.__setattr__(self, "attributes", tuple(self.attributes))
         if self.feature_shape is not None:
             object.__setattr__(self, "feature_shape", tuple(int(s) for s in self.feature_shape))
@@ -274,9 +276,6 @@ class MatSteer(Described):
         missing = {"theta", "w", "b"} - set(tensors)
         if missing:
             raise ManifestError(f"mat_steer tensors lack {sorted(missing)}; the file is corrupt")
-        for k in ("theta", "w", "b"):
-            if not torch.isfinite(tensors[k]).all():
-                raise ManifestError(f"mat_steer tensor {k!r} holds NaN or inf; the file is corrupt")
         try:
             fs = config.get("feature_shape")
             return cls(

@@ -33,7 +33,7 @@ from torch import Tensor
 from .._typecheck import typed
 from ..collect import collect
 from ..core import HookList, Positions, PositionSpec, as_strength, scoped
-from ..errors import ShapeError, SteeringError
+from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import mean_difference
 from ..functional.sadi import Select, expand_head_mask, head_scores, sadi_edit, top_k_mask
 from ..pairs import ContrastSet
@@ -73,6 +73,7 @@ class Sadi(Described):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strength", as_strength(self.strength))
+        ensure_finite({"scores": self.scores}, "Sadi")
         object.__setattr__(self, "site", parse_site(self.site))
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
         if self.scores.shape != self.mask.shape or self.scores.ndim != 2 or self.scores.shape[0] != len(self.layers):
@@ -169,6 +170,7 @@ class Sadi(Described):
                     f"SADI activations at {name!r} must be (n, {'head, d_head' if want == 2 else 'feature'}) with n > 0 "
                     f"and equal shapes, got pos {tuple(p.shape)} and neg {tuple(n.shape)}"
                 )
+            ensure_finite({f"positive[{name!r}]": p, f"negative[{name!r}]": n}, "SADI")
             diff = mean_difference(p, n)
             if site is Site.Z:
                 d_head = int(diff.shape[1])
@@ -177,6 +179,11 @@ class Sadi(Described):
         if len({r.shape for r in rows}) != 1:
             raise ShapeError(f"SADI layers have different element counts: {[tuple(r.shape) for r in rows]}")
         scores = torch.stack(rows)
+        if not bool(scores.abs().amax() > 0):
+            raise SteeringError(
+                "SADI: every element has a zero mean difference (identical positive and negative texts?), so the "
+                "top-K mask would be arbitrary; check the contrast set"
+            )
         return cls(site, layers, scores, top_k_mask(scores, k, select), strength, d_head)
 
     @classmethod

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .._typecheck import typed
 from ..core import HookList, Positions, PositionSpec, as_strength, scoped
-from ..errors import ShapeError, SteeringError
+from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import add_scaled
 from ..registry import Described
 from ..sites import check_activation, validate_hook_name
@@ -47,6 +47,7 @@ class SteeringVectors(Described):
         for name, v in self.vectors.items():
             if not isinstance(v, Tensor) or not v.is_floating_point() or v.ndim == 0:
                 raise ShapeError(f"steering vector {name!r} must be a floating tensor of the activation's trailing shape")
+        ensure_finite(self.vectors, "SteeringVectors")
 
     def _norms(self) -> str:
         return "|v|=" + "/".join(f"{float(v.float().norm()):.3g}" for v in list(self.vectors.values())[:3])
