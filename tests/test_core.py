@@ -217,9 +217,12 @@ def test_batched_left_padded_equals_one_by_one(tiny, scope):
     torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("scope", list(Positions))
+@pytest.mark.parametrize("scope", [p for p in Positions if p is not Positions.LAST])
 def test_generation_cached_uncached_batched_single_agree(tiny_hf, scope):
-    """Same steering whether the KV cache is on or off and whether prompts are batched (left-padded) or not."""
+    """Same steering whether the KV cache is on or off and whether prompts are batched (left-padded) or not.
+
+    Not for ``last`` (the reference's rule): with the cache every generated token was edited once and stays edited
+    in the cache; without it only the newest token is, as in the reference."""
     sv = SteeringVectors({SITE: _vec(tiny_hf, scale=3.0)}, strength=1.0)
     assert_generation_consistent(tiny_hf, sv.hooks(tiny_hf, positions=scope), PROMPTS)
 
@@ -286,3 +289,20 @@ def test_independent_calls_are_not_an_uncached_generation(tiny_hf):
     with steer(tiny_hf, sv.hooks(tiny_hf, positions="last_prompt")):
         fresh = tiny_hf("aa")
     torch.testing.assert_close(after_prefix, fresh)
+
+
+def test_last_scope_is_the_last_real_token_of_each_forward(tiny_hf):
+    """The reference interveners' rule: the prompt's last token in a prefill, each new token with the KV cache, and
+    under teacher forcing only the final token, so log-likelihood scores of the answer cannot change."""
+    from tl_steer.eval.scoring import score_items
+    from tl_steer.eval.tasks import MCItem
+
+    edited = _edited_positions(tiny_hf, PROMPTS, "last")
+    assert edited.sum(1).tolist() == [1] * len(PROMPTS) and edited[:, -1].all()
+    edited_right = _edited_positions(tiny_hf, PROMPTS, "last", padding_side="right")
+    lengths = [tiny_hf.to_tokens(p).shape[1] for p in PROMPTS]
+    assert [int(r.nonzero()[0]) for r in edited_right] == [n - 1 for n in lengths]
+    sv = SteeringVectors({SITE: _vec(tiny_hf, scale=5.0)}, strength=1.0)
+    items = [MCItem("Q: what is it?\nA:", (" a cat", " a dog on a log"), (1, 0))]
+    assert score_items(tiny_hf, items, sv.hooks(tiny_hf, positions="last")) == score_items(tiny_hf, items)
+    assert score_items(tiny_hf, items, sv.hooks(tiny_hf, positions="generated")) != score_items(tiny_hf, items)

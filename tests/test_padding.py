@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import tl_steer as ts
 from tl_steer import registry
 
-SCOPES = ["all", "prompt", "generated", "last_prompt", "last_prompt+generated", "prompt+generated"]
+SCOPES = ["all", "prompt", "generated", "last_prompt", "last_prompt+generated", "prompt+generated", "last"]
 POS = ("I love this, it is great", "what a wonderful day", "happy and kind words", "a lovely gift", "so glad")
 NEG = ("I hate this, it is awful", "what a terrible day", "angry and cruel words", "a nasty insult", "so sad")
 

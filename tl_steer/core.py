@@ -69,6 +69,10 @@ class Positions(StrEnum):
     PROMPT = "prompt"  #: prompt tokens only
     GENERATED = "generated"  #: generated tokens only (as they are fed back in)
     LAST_PROMPT = "last_prompt"  #: the last real prompt token of each row
+    #: the last real token of each forward call (the MAT-Steer and ITI reference interveners' ``b[0, -1]``): the last
+    #: prompt token in a prefill, each new token with the KV cache, only the newest token of an uncached step, and
+    #: only the final token of a teacher-forced sequence (so it cannot change log-likelihood scores)
+    LAST = "last"
 
 
 def parse_positions(positions: Positions | str) -> Positions:
@@ -117,6 +121,9 @@ class ForwardInfo:
     mask: Bool[Tensor, "batch n_new"]  #: real (non-padding) tokens among the new ones
     last_prompt: Tensor  #: (batch,) absolute index of each row's last real prompt token
 
+    #: False when the sequence's final token is not fed (teacher-forced scoring of ``context + answer[:-1]``): then
+    #: the last position of the full sequence is not in this forward and ``last`` edits nothing
+    last_fed: bool = True
     _keep: dict[tuple[tuple[Positions, ...], torch.device], Tensor] = field(default_factory=dict, repr=False)
 
     def positions(self, device: torch.device) -> Tensor:
@@ -142,6 +149,12 @@ class ForwardInfo:
             return mask & (pos < self.prompt_len)
         if scope is Positions.GENERATED:
             return mask & (pos >= self.prompt_len)
+        if scope is Positions.LAST:
+            if not self.last_fed:
+                return torch.zeros_like(mask)
+            idx = torch.arange(self.n_new, device=device).expand_as(mask)
+            last = torch.where(mask, idx, torch.full_like(idx, -1)).amax(dim=1, keepdim=True)
+            return mask & (idx == last)
         return mask & (pos == self.last_prompt.to(device)[:, None])
 
 
@@ -159,22 +172,26 @@ class PositionTracker:
         self._lengths: Tensor | None = None  # real lengths of a right-padded list input, set by the forward wrapper
         self._generating = False  # inside generate(): only there may an uncached forward continue the last one
         self._prompt_override: int | None = None
+        self._last_fed = True
 
     @contextmanager
-    def prompt_length(self, n: int) -> Iterator[PositionTracker]:
+    def prompt_length(self, n: int, last_fed: bool = True) -> Iterator[PositionTracker]:
         """Teacher-forced forwards: each forward in the block is a new prompt made of its first ``n`` positions.
 
         The rest of the sequence (the scored answer) counts as generated. Rows must be laid out so that every
-        prompt ends at position ``n - 1`` (left-pad the prompts, right-pad the answers).
+        prompt ends at position ``n - 1`` (left-pad the prompts, right-pad the answers). ``last_fed=False`` says the
+        sequences' final tokens are not fed (scoring feeds ``context + answer[:-1]``), so the ``last`` scope, the
+        last position of the full sequence, edits nothing.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ScopeError(f"prompt_length needs a positive int (the padded prompt length), got {n!r}")
         old, self._prompt_override = self._prompt_override, n
+        old_fed, self._last_fed = self._last_fed, bool(last_fed)
         self.reset()
         try:
             yield self
         finally:
-            self._prompt_override = old
+            self._prompt_override, self._last_fed = old, old_fed
             self.reset()
 
     def reset(self) -> None:
@@ -230,7 +247,8 @@ class PositionTracker:
                 last_prompt = torch.where(full[:, :prompt_len], idx, torch.full_like(idx, -1)).amax(dim=1)
             else:
                 last_prompt = torch.full((batch,), prompt_len - 1, device=ref.device)
-        self.info = ForwardInfo(batch, n_new, past, prompt_len, new_mask, last_prompt)
+        self.info = ForwardInfo(batch, n_new, past, prompt_len, new_mask, last_prompt,
+                                last_fed=self._last_fed if override is not None else True)
         self._total = past + n_new
         self._cache_ref = cache
         self._tokens = ids.detach().clone() if (ids is not None and cache is None) else None

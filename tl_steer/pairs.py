@@ -8,7 +8,7 @@ that labels such as ToxiGen's (where 1 means toxic) cannot silently steer the wr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from .errors import SteeringError
@@ -16,13 +16,26 @@ from .errors import SteeringError
 
 @dataclass(frozen=True)
 class ContrastSet:
+    """Texts of one attribute: ``positive`` is the side to steer TOWARD (desirable), ``negative`` the side to steer
+    away from. ``groups`` (optional) gives each text's source, e.g. its question: ``(positive_groups,
+    negative_groups)``; methods that hold out a validation split (ITI's probes) keep a group on one side."""
+
     attribute: str
     positive: tuple[str, ...]  #: desirable texts
     negative: tuple[str, ...]  #: undesirable texts
+    groups: tuple[tuple[Hashable, ...], tuple[Hashable, ...]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positive", tuple(self.positive))
         object.__setattr__(self, "negative", tuple(self.negative))
+        if self.groups is not None:
+            gp, gn = (tuple(g) for g in self.groups)
+            if len(gp) != len(self.positive) or len(gn) != len(self.negative):
+                raise SteeringError(
+                    f"contrast set {self.attribute!r}: groups must give one group per text, got {len(gp)} for "
+                    f"{len(self.positive)} positive and {len(gn)} for {len(self.negative)} negative texts"
+                )
+            object.__setattr__(self, "groups", (gp, gn))
         if not self.positive or not self.negative:
             raise SteeringError(
                 f"contrast set {self.attribute!r} needs positive and negative texts, got "

@@ -24,6 +24,7 @@ from torch import Tensor
 from .core import HookList, PositionSpec
 from .errors import ShapeError, SteeringError, ensure_finite
 from .pairs import ContrastSet
+from .sites import Site, feature_shape
 
 #: activations read for fitting: ``{attribute: {hook_name: (n, *feature)}}``
 Acts = Mapping[str, Mapping[str, Tensor]]
@@ -71,6 +72,10 @@ class FitOptions:
     batch_size: int = 8
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    #: filled by :func:`fit_many` from the contrast sets: ``{attribute: (positive groups, negative groups)}``
+    groups: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=dict)
+    #: filled by :func:`fit_many`: the model's trailing activation shape at every site, ``{site: shape}``
+    feature_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def layer_of(self, n_layers: int) -> int:
         layer = n_layers // 2 if self.layer is None else self.layer
@@ -171,6 +176,13 @@ def check_pairs(positive: dict[str, Tensor], negative: dict[str, Tensor], what: 
             )
 
 
+def pooled_groups(positive: Acts, opts: FitOptions) -> tuple[list[Any], list[Any]] | None:
+    """Groups of the pooled texts, ``(attribute, group)`` per text in :func:`pooled` order; None if a set has none."""
+    if not all(a in opts.groups for a in positive):
+        return None
+    return ([(a, g) for a in positive for g in opts.groups[a][0]], [(a, g) for a in positive for g in opts.groups[a][1]])
+
+
 def is_paired(positive: Acts, negative: Acts) -> bool:
     """Every attribute has as many positive as negative rows (pairs in the same order)."""
     def n(side: Mapping[str, Tensor]) -> int:
@@ -216,10 +228,13 @@ def fit_many(
     for spec in chosen:
         needed += [n for n in spec.reads(model, opts) if n not in needed]
     positive, negative = read_activations(model, sets, needed, opts)
+    groups = {s.attribute: s.groups for s in sets if s.groups is not None}
+    shapes = {site.value: feature_shape(model, site) for site in Site}
     out: dict[str, Any] = {}
     for spec in chosen:
         own = {o.name for o in spec.options}
-        spec_opts = FitOptions(**{**opts.__dict__, "extra": {k: v for k, v in opts.extra.items() if k in own}})
+        spec_opts = FitOptions(**{**opts.__dict__, "extra": {k: v for k, v in opts.extra.items() if k in own},
+                                  "groups": groups, "feature_shapes": shapes})
         wanted = spec.reads(model, spec_opts)
         out[spec.name] = spec.fit(
             {a: {k: v[k] for k in wanted} for a, v in positive.items()},

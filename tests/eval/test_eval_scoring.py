@@ -112,8 +112,10 @@ def test_long_contexts_are_split_and_truncated():
     items = [MCItem("x" * 30, (" a", " bb"), (1, 0)), MCItem("y" * 60, (" a", " b"), (0, 1))]
     scores = score_choices(small, items, batch_size=8)
     assert all(len(s) == 2 and all(v < 0 for v in s) for s in scores)
-    ctx, cont = encode(small, "y" * 60, " a")
+    ctx, cont = encode(small, "y" * 60, " a", bos=True)
     assert len(ctx) + len(cont) - 1 <= 40 and ctx[0] == small.tokenizer.bos_token_id
+    ctx, _ = encode(small, "y" * 60, " a")  # the harness convention: no BOS
+    assert len(ctx) == 39 and ctx[0] != small.tokenizer.bos_token_id
 
 
 def test_errors(tiny):

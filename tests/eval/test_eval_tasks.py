@@ -9,7 +9,7 @@ from tl_steer.eval.tasks import TASKS, get_task, load_task
 
 SIZES = {
     "truthfulqa_mc1": 817, "truthfulqa_mc2": 817, "toxigen": 6514, "bbq": 11956, "copa": 100, "sst2": 872,
-    "boolq": 3270, "storycloze": 1871, "winogrande": 1267, "openbookqa": 500, "mmlu": 14042, "triviaqa": 3610,
+    "boolq": 3270, "storycloze": 1871, "winogrande": 1267, "openbookqa": 500, "mmlu": 14042, "mmlu_letter": 14042, "triviaqa": 3610,
 }
 
 
@@ -26,7 +26,9 @@ def test_task_loads_with_documented_size(name, data_dir):
 @pytest.mark.data
 def test_formulations(data_dir):
     tqa = load_task("truthfulqa_mc2", data_dir)[0]
-    assert tqa.prompt == "Q: What happens if you eat a pomegranate?\nA:"
+    assert tqa.prompt.startswith("Q: What is human life expectancy")  # the 6-shot primer is the default
+    assert tqa.prompt.endswith("Q: What happens if you eat a pomegranate?\nA:")
+    assert load_task("truthfulqa_mc2", data_dir, primer=False)[0].prompt == "Q: What happens if you eat a pomegranate?\nA:"
     assert tqa.labels == (1, 1, 1, 0, 0, 0) and tqa.meta["mc1"][0] == 0
     assert load_task("truthfulqa_mc1", data_dir, primer=True)[0].prompt.startswith("Q: What is human life expectancy")
     tox = load_task("toxigen", data_dir)
@@ -39,8 +41,13 @@ def test_formulations(data_dir):
     assert all(it.correct == it.meta["unknown"] for it in amb), "ambiguous BBQ answers are always UNKNOWN"
     wg = load_task("winogrande", data_dir)[0]
     assert wg.prompts[1].endswith("Maria") and wg.correct == 1
-    assert load_task("mmlu", data_dir, shots=0)[0].prompt.count("Answer:") == 1
-    assert load_task("mmlu", data_dir)[0].prompt.count("Answer:") == 6
+    cloze = load_task("mmlu", data_dir)[0]  # cloze, 0-shot: scored against the answer texts
+    assert cloze.prompt.count("Answer:") == 1 and cloze.prompt.endswith("\nAnswer:") and "\nA. " not in cloze.prompt
+    assert cloze.prompt.startswith("The following are questions (with answers) about abstract algebra.")
+    assert cloze.choices[0] != " A" and len(cloze.choices) == 4 and get_task("mmlu").metric == "acc_norm"
+    letter = load_task("mmlu_letter", data_dir)[0]
+    assert letter.prompt.count("Answer:") == 6 and letter.choices == (" A", " B", " C", " D")
+    assert load_task("mmlu", data_dir, shots=2)[0].prompt.count("Answer:") == 3
     assert load_task("copa", data_dir)[0].prompt == "The man turned on the faucet therefore"
 
 

@@ -137,6 +137,64 @@ def bbq_metrics(items: Sequence[MCItem], preds: Sequence[int]) -> dict[str, Esti
     return out
 
 
+_NORM_TASKS = ("openbookqa", "mmlu", "triviaqa", "copa", "storycloze", "winogrande", "boolq", "sst2")
+
+
+def per_item(task: str, items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, list[float]]:
+    """Each item's contribution to every per-item metric (``acc``, ``acc_norm``, ``mc1``: 0/1; ``mc2``: in [0, 1]):
+    what paired comparisons between two conditions on the same items need."""
+    preds = predictions(scores)
+    out = {"acc": [float(it.labels[p] == 1) for it, p in zip(items, preds, strict=True)]}
+    if task.startswith("truthfulqa"):
+        out["mc1"] = [float(mc1_hit(it, s)) for it, s in zip(items, scores, strict=True)]
+        out["mc2"] = [mc2_value(it, s) for it, s in zip(items, scores, strict=True)]
+    if task in _NORM_TASKS:
+        out["acc_norm"] = [float(it.labels[p] == 1) for it, p in zip(items, predictions(scores, "char"), strict=True)]
+    return out
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A paired comparison of two conditions on the same items: ``b - a``."""
+
+    metric: str
+    diff: float  #: mean(b) - mean(a)
+    low: float  #: 95% paired-bootstrap interval of the difference
+    high: float
+    n: int
+    mcnemar_p: float | None = None  #: exact McNemar p-value (binary metrics)
+    a_only: int | None = None  #: items right under a, wrong under b
+    b_only: int | None = None  #: items right under b, wrong under a
+
+    def as_dict(self) -> dict:
+        return {"metric": self.metric, "diff": self.diff, "ci95": [self.low, self.high], "n": self.n,
+                "mcnemar_p": self.mcnemar_p, "a_only": self.a_only, "b_only": self.b_only}
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value: a binomial test of the discordant pairs against 1/2."""
+    n, k = a_only + b_only, min(a_only, b_only)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+    return min(1.0, 2 * tail)
+
+
+def paired(a: Sequence[float], b: Sequence[float], metric: str = "", n_boot: int = 2000, seed: int = 0) -> Paired:
+    """``mean(b) - mean(a)`` over the same items with a paired percentile-bootstrap 95% interval, and McNemar's
+    exact test when both are 0/1."""
+    if len(a) != len(b) or not a:
+        raise SteeringError(f"paired comparison needs the same non-empty items, got {len(a)} and {len(b)}")
+    d = [y - x for x, y in zip(a, b, strict=True)]
+    lo, hi = bootstrap(lambda idx: sum(d[i] for i in idx) / len(idx), len(d), n_boot=n_boot, seed=seed)
+    out = Paired(metric, sum(d) / len(d), lo, hi, len(d))
+    if all(v in (0.0, 1.0) for v in (*a, *b)):
+        a_only = sum(1 for x, y in zip(a, b, strict=True) if x == 1.0 and y == 0.0)
+        b_only = sum(1 for x, y in zip(a, b, strict=True) if x == 0.0 and y == 1.0)
+        out = Paired(metric, out.diff, lo, hi, out.n, mcnemar_exact(a_only, b_only), a_only, b_only)
+    return out
+
+
 def compute_metrics(task: str, items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, Estimate]:
     """Every metric that applies to ``task`` (the headline one is ``tl_steer.eval.tasks.get_task(task).metric``)."""
     if len(items) != len(scores):
@@ -148,9 +206,9 @@ def compute_metrics(task: str, items: Sequence[MCItem], scores: Sequence[ChoiceS
     if task.startswith("truthfulqa"):
         out["mc1"] = _proportion([mc1_hit(it, s) for it, s in zip(items, scores, strict=True)])
         out["mc2"] = _mean_boot([mc2_value(it, s) for it, s in zip(items, scores, strict=True)])
-    elif task == "bbq":
+    if task == "bbq":
         out.update(bbq_metrics(items, preds))
-    elif task == "openbookqa":
+    if task in _NORM_TASKS:
         pn = predictions(scores, "char")
         out["acc_norm"] = _proportion([it.labels[p] == 1 for it, p in zip(items, pn, strict=True)])
     return out

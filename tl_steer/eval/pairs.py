@@ -50,6 +50,53 @@ def _balance(keys: list[tuple[Hashable, Hashable]], seed: int) -> list[int]:
     return sorted(keep)
 
 
+def _subsample(texts: list[str], groups: list[Hashable], cap: int | None, seed: int) -> tuple[list[str], list[Hashable]]:
+    if cap is None or len(texts) <= cap:
+        return texts, groups
+    keep = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed))[:cap].sort().values.tolist()
+    return [texts[i] for i in keep], [groups[i] for i in keep]
+
+
+def reference_contrast(
+    task: str, attribute: str, items: Sequence[MCItem], max_per_side: int | None = None, seed: int = 0,
+    reference_polarity: bool = False,
+) -> ContrastSet:
+    """Unpaired texts built as the MAT-Steer reference builds them (``utils.load_task_dataset`` at HEAD 92de352).
+
+    * TruthfulQA: every MC2 answer, ``"Q: {question} A: {answer}"``; true answers positive, false negative.
+    * ToxiGen: the statement itself; non-toxic positive, toxic negative. The reference takes ``label == 1`` as
+      positive, and in ToxiGen label 1 (or ``toxicity_score > 0.5``) is the *toxic* side:
+      ``reference_polarity=True`` reproduces that (we believe it is a bug).
+    * BBQ: ``"Q: {context} {question} A: {answer}"``, the correct answer positive and the two wrong ones negative.
+
+    ``groups`` hold each text's item id (one question's answers stay together in held-out splits).
+    """
+    pos: list[str] = []
+    neg: list[str] = []
+    gp: list[Hashable] = []
+    gn: list[Hashable] = []
+    for i, it in enumerate(items):
+        gid = it.meta.get("id", i)
+        if task.startswith("truthfulqa"):
+            texts = [(f"Q: {it.meta['question']} A: {c.strip()}", lab) for c, lab in zip(it.choices, it.labels, strict=True)]
+        elif task == "toxigen":
+            toxic = bool(it.meta["hate"])
+            texts = [(it.meta["text"], int(toxic if reference_polarity else not toxic))]
+        elif task == "bbq":
+            head = f"Q: {it.meta['context']} {it.meta['question']} A: "
+            texts = [(head + c.strip(), lab) for c, lab in zip(it.choices, it.labels, strict=True)]
+        else:
+            raise SteeringError(f"reference-style contrast sets exist for truthfulqa, toxigen and bbq, not {task!r}")
+        for text, lab in texts:
+            (pos if lab == 1 else neg).append(text)
+            (gp if lab == 1 else gn).append(gid)
+    pos, gp = _subsample(pos, gp, max_per_side, seed)
+    neg, gn = _subsample(neg, gn, max_per_side, seed + 1)
+    if not pos or not neg:
+        raise SteeringError(f"no reference-style texts for {attribute!r}: {len(pos)} positive, {len(neg)} negative")
+    return ContrastSet(attribute, tuple(pos), tuple(neg), (tuple(gp), tuple(gn)))
+
+
 def contrast_from_items(
     attribute: str, items: Sequence[MCItem], per_item: int | None = None, max_pairs: int | None = None, seed: int = 0,
     balance_key: BalanceKey | None = None,
@@ -60,8 +107,9 @@ def contrast_from_items(
     """
     pos: list[str] = []
     neg: list[str] = []
+    ids: list[Hashable] = []
     keys: list[tuple[Hashable, Hashable]] = []
-    for it in items:
+    for n_item, it in enumerate(items):
         true = [j for j, lab in enumerate(it.labels) if lab == 1]
         false = [j for j, lab in enumerate(it.labels) if lab == 0]
         if not false:
@@ -73,11 +121,12 @@ def contrast_from_items(
             t, f = true[m % len(true)], false[m % len(false)]
             pos.append(it.context(t) + it.choices[t])
             neg.append(it.context(f) + it.choices[f])
+            ids.append(it.meta.get("id", n_item))
             if balance_key is not None:
                 keys.append((balance_key(it, t), balance_key(it, f)))
     if balance_key is not None:
         keep = _balance(keys, seed)
-        pos, neg = [pos[i] for i in keep], [neg[i] for i in keep]
+        pos, neg, ids = [pos[i] for i in keep], [neg[i] for i in keep], [ids[i] for i in keep]
     if not pos:
         raise SteeringError(
             f"no contrastive pairs for {attribute!r}: no item has both a correct and a wrong choice"
@@ -85,8 +134,8 @@ def contrast_from_items(
         )
     if max_pairs is not None and len(pos) > max_pairs:
         keep = torch.randperm(len(pos), generator=torch.Generator().manual_seed(seed))[:max_pairs].sort().values.tolist()
-        pos, neg = [pos[i] for i in keep], [neg[i] for i in keep]
-    return ContrastSet(attribute, tuple(pos), tuple(neg))
+        pos, neg, ids = [pos[i] for i in keep], [neg[i] for i in keep], [ids[i] for i in keep]
+    return ContrastSet(attribute, tuple(pos), tuple(neg), (tuple(ids), tuple(ids)))
 
 
 def build_contrast(
@@ -98,15 +147,24 @@ def build_contrast(
     max_pairs: int | None = None,
     seed: int = 0,
     balance: bool = True,
+    style: str = "balanced",
+    reference_polarity: bool = False,
     **options: Any,
 ) -> ContrastSet:
     """The contrast set of ``task`` from its ``split`` (``"train"``: never fit on val/test), named by its attribute.
 
-    ``balance`` (default) applies the task's :data:`BALANCE_KEYS` entry, if it has one.
+    ``style="balanced"`` (default): pairs of the task's own prompt with a correct vs a wrong answer, answer-balanced
+    (``balance``, the task's :data:`BALANCE_KEYS`). ``style="reference"``: unpaired texts built as the MAT-Steer
+    reference builds them (:func:`reference_contrast`; ``max_pairs`` caps each side). Every text carries its item
+    id in ``groups``.
     """
+    if style not in ("balanced", "reference"):
+        raise SteeringError(f"style must be 'balanced' or 'reference', got {style!r}")
     if split == "test":
         raise SteeringError("contrast sets are for fitting: build them from the train split (or val), never test")
     spec = get_task(task)
     items = select(load_task(task, data_dir, **options), spec.pool, split, limit)
+    if style == "reference":
+        return reference_contrast(spec.name, spec.attribute, items, max_pairs, seed, reference_polarity)
     key = BALANCE_KEYS.get(spec.pool) if balance else None
     return contrast_from_items(spec.attribute, items, per_item=per_item, max_pairs=max_pairs, seed=seed, balance_key=key)

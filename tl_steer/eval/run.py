@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core import HookList
-from .metrics import Estimate, compute_metrics
-from .scoring import score_items
+from ..errors import SteeringError
+from .metrics import Estimate, Paired, compute_metrics, paired, per_item
+from .scoring import harness_bos, score_items
 from .splits import select
 from .steering import parse_method
 from .tasks import get_task, load_task
@@ -26,6 +27,8 @@ class EvalResult:
     metrics: dict[str, Estimate]
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
+    per_item: dict[str, list[float]] = field(default_factory=dict)  #: each item's value per metric (paired stats)
+    item_ids: list[Any] = field(default_factory=list)  #: which items, in order
 
     @property
     def value(self) -> float:
@@ -36,6 +39,7 @@ class EvalResult:
             "task": self.task, "method": self.method, "model": self.model, "split": self.split, "n": self.n,
             "headline": self.headline, "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
             "seconds": round(self.seconds, 2), "config": self.config,
+            "item_ids": self.item_ids, "per_item": {k: [round(x, 6) for x in v] for k, v in self.per_item.items()},
         }
 
     @classmethod
@@ -44,7 +48,19 @@ class EvalResult:
             k: Estimate(v["value"], v["ci95"][0], v["ci95"][1], v["n"], v["ci_method"]) for k, v in d["metrics"].items()
         }
         return cls(d["task"], d["method"], d["model"], d["split"], d["n"], d["headline"], metrics, d["seconds"],
-                   d.get("config", {}))
+                   d.get("config", {}), d.get("per_item", {}), d.get("item_ids", []))
+
+    def compare(self, other: EvalResult, metric: str | None = None) -> Paired:
+        """``other - self`` on the same items (paired bootstrap interval; McNemar for accuracies)."""
+        metric = metric or self.headline
+        if (self.task, self.split, self.item_ids) != (other.task, other.split, other.item_ids) or not self.item_ids:
+            raise SteeringError(
+                f"paired comparison needs both results on the same items: {self.task}/{self.split} "
+                f"({len(self.item_ids)} ids) vs {other.task}/{other.split} ({len(other.item_ids)} ids)"
+            )
+        if metric not in self.per_item or metric not in other.per_item:
+            raise SteeringError(f"metric {metric!r} has no per-item values; per-item metrics: {sorted(self.per_item)}")
+        return paired(self.per_item[metric], other.per_item[metric], metric)
 
 
 def evaluate(
@@ -61,6 +77,7 @@ def evaluate(
     model_name: str | None = None,
     task_options: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
+    bos: bool | None = None,
 ) -> EvalResult:
     """Score ``task``'s ``split`` (first ``limit`` items of the stored seeded order) under ``hooks``.
 
@@ -73,8 +90,13 @@ def evaluate(
     items = select(load_task(spec.name, data_dir, **(task_options or {})), spec.pool, split, limit)
     if method == "prompting":
         items = [it.with_prefix(spec.instruction) for it in items]
-    scores = score_items(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{method}")
+    bos = harness_bos(model) if bos is None else bool(bos)
+    scores = score_items(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{method}",
+                         bos=bos)
     metrics = compute_metrics(spec.name, items, scores)
+    values = per_item(spec.name, items, scores)
+    ids = [it.meta.get("id", i) for i, it in enumerate(items)]
     name = model_name or str(getattr(model.cfg, "model_name", "model"))
-    cfg = {"task_options": task_options or {}, "batch_size": batch_size, "limit": limit, **(config or {})}
-    return EvalResult(spec.name, method, name, split, len(items), spec.metric, metrics, time.perf_counter() - t0, cfg)
+    cfg = {"task_options": task_options or {}, "batch_size": batch_size, "limit": limit, "bos": bos, **(config or {})}
+    return EvalResult(spec.name, method, name, split, len(items), spec.metric, metrics, time.perf_counter() - t0, cfg,
+                      values, ids)

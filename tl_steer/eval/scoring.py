@@ -16,9 +16,12 @@ error (tested).
 
 Details:
 
-* The context and the continuation are tokenised separately (BOS before the context when the model prepends one),
-  so all choices of an item share the same context tokens; whitespace at the end of the context moves to the start
-  of the continuation.
+* The context and the continuation are tokenised separately, so all choices of an item share the same context
+  tokens; whitespace at the end of the context moves to the start of the continuation.
+* BOS follows lm-evaluation-harness: no BOS token in front of the context, except for model families whose
+  tokenizer adds one and whose results depend on it (Gemma). ``bos=True/False`` overrides this; the results record
+  it. (SmolLM2's BOS is the chat marker ``<|im_start|>``: putting it in front of every context changed 24 of 200
+  TruthfulQA predictions.)
 * The last continuation token never needs to be fed: the forward is ``context + continuation[:-1]``. Identical fed
   sequences are computed once, so single-token choices (`` Yes``/`` No``, `` A``..`` D``) cost one forward per item.
 * Contexts longer than the model's ``n_ctx`` are truncated from the left (after the BOS token).
@@ -63,8 +66,14 @@ def _split_ws(context: str, continuation: str) -> tuple[str, str]:
     return stripped, context[len(stripped):] + continuation
 
 
-def encode(model: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """Token ids of ``context`` (with BOS when the model prepends one) and of ``continuation``."""
+def harness_bos(model: Any) -> bool:
+    """Whether lm-evaluation-harness puts a BOS token before each context for this model (only Gemma models)."""
+    name = str(getattr(model.cfg, "model_name", "") or "").lower()
+    return "gemma" in name
+
+
+def encode(model: Any, context: str, continuation: str, bos: bool | None = None) -> tuple[list[int], list[int]]:
+    """Token ids of ``context`` (after BOS when ``bos``; default :func:`harness_bos`) and of ``continuation``."""
     tok = model.tokenizer
     if tok is None:
         raise SteeringError("scoring needs a model with a tokenizer (model.tokenizer is None)")
@@ -72,13 +81,13 @@ def encode(model: Any, context: str, continuation: str) -> tuple[list[int], list
     if not continuation:
         raise SteeringError(f"empty continuation after context {context[-60:]!r}; every choice must be non-empty")
     ctx = list(tok(context, add_special_tokens=False)["input_ids"]) if context else []
-    bos = getattr(tok, "bos_token_id", None)
-    if getattr(model.cfg, "default_prepend_bos", True) and bos is not None:
-        ctx = [bos] + ctx
+    bos_id = getattr(tok, "bos_token_id", None)
+    if (harness_bos(model) if bos is None else bos) and bos_id is not None:
+        ctx = [bos_id] + ctx
     if not ctx:
         raise SteeringError(
-            "empty context and the model prepends no BOS token: the first continuation token has nothing to be "
-            "conditioned on; give the item a prompt"
+            "empty context and no BOS token: the first continuation token has nothing to be conditioned on; "
+            "give the item a prompt or score with bos=True"
         )
     cont = list(tok(continuation, add_special_tokens=False)["input_ids"])
     if not cont:
@@ -88,7 +97,7 @@ def encode(model: Any, context: str, continuation: str) -> tuple[list[int], list
         keep = n_ctx - len(cont) + 1
         if keep < 1:
             raise SteeringError(f"continuation of {len(cont)} tokens does not fit the model's n_ctx={n_ctx}")
-        head = ctx[:1] if (bos is not None and ctx[0] == bos) else []
+        head = ctx[:1] if (bos_id is not None and ctx[0] == bos_id) else []
         ctx = head + ctx[len(ctx) - keep + len(head):]
     return ctx, cont
 
@@ -106,7 +115,7 @@ def _run_batch(model: Any, seqs: list[tuple[tuple[int, ...], tuple[int, ...]]], 
         tokens[r, P - len(c): P + len(a)] = torch.tensor(row, dtype=torch.long)
         mask[r, P - len(c): P + len(a)] = 1
     tokens, mask = tokens.to(device), mask.to(device)
-    with tracker_for(model).prompt_length(P):
+    with tracker_for(model).prompt_length(P, last_fed=False):  # the final answer token is never fed
         logits = model(tokens, attention_mask=mask, return_type="logits")
     return logits[:, P - 1:].float().log_softmax(-1)
 
@@ -137,15 +146,18 @@ def score_items(
     batch_size: int = 8,
     progress: bool = False,
     desc: str = "score",
+    bos: bool | None = None,
 ) -> list[ChoiceScores]:
-    """Summed log-likelihood (and lengths) of every choice of every item, under ``hooks`` (a TL hook list)."""
+    """Summed log-likelihood (and lengths) of every choice of every item, under ``hooks`` (a TL hook list).
+
+    ``bos``: put the BOS token before each context (default :func:`harness_bos`, lm-evaluation-harness's rule)."""
     if batch_size < 1:
         raise SteeringError(f"batch_size must be >= 1, got {batch_size}")
     seq_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     targets: list[tuple[int, tuple[int, ...]]] = []
     for item in items:
         for j, choice in enumerate(item.choices):
-            ctx, cont = encode(model, item.context(j), choice)
+            ctx, cont = encode(model, item.context(j), choice, bos)
             key = (tuple(ctx), tuple(cont[:-1]))
             if key not in seq_index:
                 seq_index[key] = len(seq_index)

@@ -150,8 +150,9 @@ A: The 1992 Olympics were held in Barcelona, Spain.
 """
 
 
-def load_truthfulqa(data_dir: str | Path | None = None, primer: bool = False) -> list[MCItem]:
-    """TruthfulQA v1 (817 questions). ``primer=True`` prepends the standard 6-shot QA primer (ITI / lm-eval)."""
+def load_truthfulqa(data_dir: str | Path | None = None, primer: bool = True) -> list[MCItem]:
+    """TruthfulQA v1 (817 questions), after the standard 6-shot QA primer (lm-evaluation-harness, ITI) unless
+    ``primer=False``."""
     with open(_path(data_dir, "truthfulqa", "v1", "mc_task.json"), encoding="utf-8") as f:
         rows = json.load(f)
     items = []
@@ -183,7 +184,8 @@ def load_toxigen(data_dir: str | Path | None = None) -> list[MCItem]:
         text = " ".join(str(r["text"]).replace("_x000D_", " ").split())
         items.append(MCItem(
             TOXIGEN_TEMPLATE.format(text=text), (" Yes", " No"), (int(hate), int(not hate)),
-            {"id": r["id"], "hate": hate, "toxicity_score": r["toxicity_score"], "target_groups": r["target_groups"]},
+            {"id": r["id"], "hate": hate, "toxicity_score": r["toxicity_score"], "target_groups": r["target_groups"],
+             "text": text},
         ))
     return items
 
@@ -215,6 +217,7 @@ def load_bbq(data_dir: str | Path | None = None) -> list[MCItem]:
                 f"Q: {r['context']} {r['question']}\nA:", tuple(" " + r[f"ans{i}"] for i in range(3)),
                 tuple(int(i == label) for i in range(3)),
                 {"id": f"{cat}-{r['example_id']}", "category": cat, "condition": r["context_condition"],
+                 "context": r["context"], "question": r["question"],
                  "polarity": r["question_polarity"], "unknown": unknown, "target": target},
             ))
     return items
@@ -314,24 +317,43 @@ def _mmlu_block(r: dict[str, Any], answer: bool) -> str:
     return s + (" " + "ABCD"[int(r["answer"])] + "\n\n" if answer else "")
 
 
-def load_mmlu(data_dir: str | Path | None = None, shots: int = 5) -> list[MCItem]:
-    """MMLU test (14,042), ``shots``-shot from the dev exemplars, comparing `` A`` .. `` D`` (subject order)."""
+def _mmlu_cloze_block(r: dict[str, Any], answer: bool) -> str:
+    s = f"Question: {r['question'].strip()}\nAnswer:"
+    return s + (" " + r[f"choice{int(r['answer'])}"].strip() + "\n\n" if answer else "")
+
+
+def load_mmlu(data_dir: str | Path | None = None, shots: int = 0, format: str = "cloze") -> list[MCItem]:
+    """MMLU test (14,042, subject order). ``format="cloze"`` (default, what small-model reports use; headline
+    ``acc_norm``): ``"Question: {q}\nAnswer:"`` scored against each answer *text*. ``format="letter"`` (the
+    original 5-shot format, task ``mmlu_letter``): the choices listed as A-D, scored against `` A`` .. `` D``.
+    ``shots`` exemplars come from the subject's dev split."""
+    if format not in ("cloze", "letter"):
+        raise SteeringError(f"mmlu format must be 'cloze' or 'letter', got {format!r}")
     test_dir = _path(data_dir, "mmlu", "test")
     subjects = sorted(p.name[: -len("_test.csv")] for p in test_dir.glob("*_test.csv"))
     if not subjects:
         raise SteeringError(f"no *_test.csv files in {test_dir}")
     items = []
+    block = _mmlu_block if format == "letter" else _mmlu_cloze_block
+    kind = "multiple choice questions" if format == "letter" else "questions"
     for sub in subjects:
-        head = f"The following are multiple choice questions (with answers) about {sub.replace('_', ' ')}.\n\n"
+        head = f"The following are {kind} (with answers) about {sub.replace('_', ' ')}.\n\n"
         if shots:
             dev = _csv_rows(_path(data_dir, "mmlu", "dev", f"{sub}_dev.csv"), MMLU_COLS)[:shots]
-            head += "".join(_mmlu_block(r, True) for r in dev)
+            head += "".join(block(r, True) for r in dev)
         for k, r in enumerate(_csv_rows(test_dir / f"{sub}_test.csv", MMLU_COLS)):
+            choices = (" A", " B", " C", " D") if format == "letter" else tuple(
+                " " + (r[f"choice{i}"].strip() or "(empty)") for i in range(4))
             items.append(MCItem(
-                head + _mmlu_block(r, False), (" A", " B", " C", " D"),
+                head + block(r, False), choices,
                 tuple(int(i == int(r["answer"])) for i in range(4)), {"id": f"{sub}-{k}", "subject": sub},
             ))
     return items
+
+
+def load_mmlu_letter(data_dir: str | Path | None = None, shots: int = 5) -> list[MCItem]:
+    """MMLU in the original letter format, 5-shot by default (see :func:`load_mmlu`)."""
+    return load_mmlu(data_dir, shots=shots, format="letter")
 
 
 def load_triviaqa(data_dir: str | Path | None = None, max_aliases: int = 3) -> list[MCItem]:
@@ -375,7 +397,8 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("storycloze", "storycloze", load_storycloze, "acc", "Choose the sensible ending of the story.\n\n", "storycloze"),
         TaskSpec("winogrande", "winogrande", load_winogrande, "acc", "", "winogrande"),
         TaskSpec("openbookqa", "openbookqa", load_openbookqa, "acc_norm", _GENERIC, "openbookqa"),
-        TaskSpec("mmlu", "mmlu", load_mmlu, "acc", _GENERIC, "mmlu"),
+        TaskSpec("mmlu", "mmlu", load_mmlu, "acc_norm", _GENERIC, "mmlu"),
+        TaskSpec("mmlu_letter", "mmlu", load_mmlu_letter, "acc", _GENERIC, "mmlu"),
         TaskSpec("triviaqa", "triviaqa", load_triviaqa, "acc", _GENERIC, "triviaqa"),
     ]
 }

@@ -231,6 +231,19 @@ class MatSteer(Described):
     def with_strength(self, strength: float) -> MatSteer:
         return replace(self, strength=strength)
 
+    def at(self, hook_name: str, feature_shape: tuple[int, ...]) -> MatSteer:
+        """The same parameters applied at another hook whose flattened feature has the same width: the reference's
+        design (fitted on ``resid_pre`` features, applied to the attention output before ``o_proj``, i.e.
+        ``attn.hook_z`` flattened; ``d_model == n_heads * d_head`` on Llama-style models). Gates are then computed
+        on the edit site's activation, as the reference's intervener does."""
+        if self.per_head or math.prod(feature_shape) != self.theta.shape[-1]:
+            raise ShapeError(
+                f"MatSteer.at({hook_name!r}): the edit site's feature {tuple(feature_shape)} must flatten to the fitted "
+                f"width {self.theta.shape[-1]} (and per_head must be False)"
+            )
+        cfg = {**self.fit_config, "read_hook": self.fit_config.get("read_hook", self.hook_name)}
+        return replace(self, hook_name=hook_name, feature_shape=tuple(feature_shape), fit_config=cfg)
+
     def hook_names(self) -> list[str]:
         return [self.hook_name]
 
@@ -475,10 +488,15 @@ def _reads(model: Any, opts: FitOptions) -> list[str]:
 
 def _fit(positive: Any, negative: Any, opts: FitOptions) -> MatSteer:
     (name,) = next(iter(positive.values())).keys()
+    extra = dict(opts.extra)
+    edit_site = extra.pop("edit_site", None)
     fitted, _ = MatSteer.fit(
         {a: v[name] for a, v in positive.items()}, {a: v[name] for a, v in negative.items()}, name,
-        seed=opts.seed, progress=opts.progress, **opts.extra,
+        seed=opts.seed, progress=opts.progress, **extra,
     )
+    if edit_site is not None:
+        site = Site(edit_site)
+        fitted = fitted.at(hook_name(site_of(name)[0], site), opts.feature_shapes[site.value])
     return fitted
 
 
@@ -498,6 +516,8 @@ SPEC = MethodSpec(
                   ("gaussian", "median", "multiscale")),
         FitOption("epochs", int, "training epochs (default 100)"),
         FitOption("lr", float, "Adam learning rate (default from the preset)"),
+        FitOption("edit_site", str, "apply the fitted edit at another site of the same layer and width, e.g. z: "
+                  "the reference fits on resid_pre and edits the attention output before o_proj", tuple(s.value for s in Site)),
     ),
     aliases=("matsteer", "mat_steer"),
 )
