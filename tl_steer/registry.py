@@ -176,6 +176,11 @@ def check_pairs(positive: dict[str, Tensor], negative: dict[str, Tensor], what: 
             )
 
 
+def site_norms(positive: Mapping[str, Tensor], negative: Mapping[str, Tensor]) -> dict[str, float]:
+    """Mean L2 norm of the fitting activations at each hook (both sides): the scale of a norm-relative strength."""
+    return {k: float(torch.cat([positive[k], negative[k]]).float().flatten(1).norm(dim=1).mean()) for k in positive}
+
+
 def pooled_groups(positive: Acts, opts: FitOptions) -> tuple[list[Any], list[Any]] | None:
     """Groups of the pooled texts, ``(attribute, group)`` per text in :func:`pooled` order; None if a set has none."""
     if not all(a in opts.groups for a in positive):

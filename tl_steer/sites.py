@@ -37,11 +37,6 @@ _TEMPLATES = {
     Site.Z: "blocks.{layer}.attn.hook_z",
     Site.MLP_POST: "blocks.{layer}.mlp.hook_post",
 }
-_CANONICAL_SUFFIX = {  # bridge canonical spellings seen as hook.name
-    "hook_in": Site.RESID_PRE, "ln2.hook_in": Site.RESID_MID, "hook_out": Site.RESID_POST,
-    "attn.hook_out": Site.ATTN_OUT, "mlp.hook_out": Site.MLP_OUT, "attn.o.hook_in": Site.Z,
-    "mlp.out.hook_in": Site.MLP_POST,
-}
 _NAME_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
@@ -62,20 +57,46 @@ def parse_site(site: Site | str) -> Site:
         ) from None
 
 
-def site_of(name: str) -> tuple[int, Site]:
-    """Inverse of :func:`hook_name`; accepts legacy and canonical spellings."""
+def site_of(name: str, model: Any = None) -> tuple[int, Site]:
+    """Inverse of :func:`hook_name`. Legacy names (``blocks.3.hook_attn_out``) resolve on their own; any other name
+    of a model's hook (a canonical bridge name such as ``blocks.3.attn.hook_out``) resolves through ``model``'s own
+    alias table: it is a site only if it is *the same HookPoint* as one of the site's legacy names.
+
+    A fixed canonical-name map would be wrong: on post-norm architectures (Gemma) ``attn.hook_out`` is the tensor
+    *before* the post-attention norm, not ``hook_attn_out``.
+    """
     m = _NAME_RE.match(name)
     if m:
-        layer, rest = int(m.group(1)), m.group(2)
+        layer = int(m.group(1))
         for site, template in _TEMPLATES.items():
             if template.format(layer=layer) == name:
                 return layer, site
-        if rest in _CANONICAL_SUFFIX:
-            return layer, _CANONICAL_SUFFIX[rest]
+        hook_dict = getattr(model, "hook_dict", None) if model is not None else None
+        if hook_dict is not None and name in hook_dict:
+            for site, template in _TEMPLATES.items():
+                legacy = template.format(layer=layer)
+                if hook_dict.get(legacy) is hook_dict[name]:
+                    return layer, site
+            canonical = getattr(hook_dict[name], "name", name)
+            raise HookNameError(
+                f"{name!r} (the model's {canonical!r}) is not a steerable site on this model: it is not the same hook "
+                f"as any of {[t.format(layer=layer) for t in _TEMPLATES.values()]}. Use those names "
+                "(tl_steer.sites.hook_name(layer, site))."
+            )
+        if model is None and name in _canonical_names(layer):
+            raise HookNameError(
+                f"{name!r} is a canonical bridge name, whose meaning depends on the architecture; resolve it with "
+                f"the model (site_of(name, model)) or use the legacy name (tl_steer.sites.hook_name(layer, site))"
+            )
     raise HookNameError(
         f"{name!r} is not a steerable site; expected a name like "
         f"{[t.format(layer=0) for t in _TEMPLATES.values()]}"
     )
+
+
+def _canonical_names(layer: int) -> set[str]:
+    return {f"blocks.{layer}.{suffix}" for suffix in
+            ("hook_in", "hook_out", "ln2.hook_in", "attn.hook_out", "mlp.hook_out", "attn.o.hook_in", "mlp.out.hook_in")}
 
 
 def validate_hook_name(model: Any, name: str) -> str:

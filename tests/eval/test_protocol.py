@@ -96,3 +96,21 @@ def test_results_compare_on_the_same_items(tiny, data_dir):
     other = evaluate(tiny, "toxigen", [], split="val", limit=10, data_dir=data_dir, progress=False)
     with pytest.raises(ts.SteeringError, match="same items"):
         base.compare(other)
+
+
+def test_auc_and_gate_selectivity_on_planted_gates(tiny):
+    from tl_steer.eval.gates import auc, gate_selectivity
+    from tl_steer.methods.mat_steer import MatSteer
+
+    assert auc([2.0, 3.0], [0.0, 1.0]) == 1.0 and auc([0.0], [1.0]) == 0.0 and auc([1.0], [1.0]) == 0.5
+    name = "blocks.1.hook_resid_pre"
+    texts = ts.ContrastSet("x", ("good day", "nice cat", "kind one"), ("bad day", "mean cat", "cruel one"))
+    acts = ts.collect(tiny, list(texts.positive + texts.negative), name, progress=False)[name]
+    direction = acts[3:].mean(0) - acts[:3].mean(0)  # points at the negative texts
+    w = torch.stack([direction, -direction]) * 50
+    m = MatSteer(name, torch.zeros(2, 64), w, torch.zeros(2), ("neg-gate", "pos-gate"))
+    rows = {(r.attribute, r.eval_set): r for r in gate_selectivity(tiny, m, {"mood": texts})}
+    neg, pos = rows[("neg-gate", "mood")], rows[("pos-gate", "mood")]
+    assert neg.auc >= 0.75 and neg.auc + pos.auc == pytest.approx(1.0)  # opposite gates rank the texts oppositely
+    assert neg.mean_negative > neg.mean_positive and pos.mean_negative < pos.mean_positive
+    assert neg.n_positive == neg.n_negative == 3

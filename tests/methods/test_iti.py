@@ -127,3 +127,14 @@ def test_save_load_round_trip(tiny, tmp_path):
         assert torch.equal(getattr(loaded, f), getattr(iti, f))
     x = ["round trip"]
     torch.testing.assert_close(tiny.run_with_hooks(x, fwd_hooks=loaded.hooks(tiny)), tiny.run_with_hooks(x, fwd_hooks=iti.hooks(tiny)))
+
+
+@pytest.mark.parametrize("d_head", [192, 256])
+def test_probes_fit_at_large_d_head(d_head):
+    """Gemma-3-270M has d_head 256: batched LU solves failed there in torch 2.13 + MKL; the Cholesky solve does not."""
+    torch.set_num_threads(2)  # what tests/conftest.py sets; the failure needed more than one thread
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(120, generator=g) > 0.5).float()
+    x = torch.randn(8, 120, d_head, generator=g) + 0.8 * (y[None, :, None] * 2 - 1)
+    w, b, mu, sd = fit_logistic_probes(x, y)
+    assert torch.isfinite(w).all() and bool((probe_accuracy(x, y, w, b, mu, sd) > 0.9).all())

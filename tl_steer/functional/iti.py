@@ -37,7 +37,10 @@ def fit_logistic_probes(
         grad = torch.einsum("pnd,pn->pd", xa, prob - yy) + reg * theta
         wgt = (prob * (1 - prob)).clamp_min(1e-10)
         hess = torch.einsum("pnd,pn,pne->pde", xa, wgt, xa) + torch.diag(reg + 1e-8)
-        step = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)
+        # The Hessian is symmetric positive definite: a Cholesky solve. (Batched LU solves of (d_head+1)-square
+        # systems fail for d_head >= 192 in torch 2.13's CPU build with MKL: "Pivots given to lu_solve must all be
+        # greater or equal to 1".)
+        step = torch.cholesky_solve(grad.unsqueeze(-1), torch.linalg.cholesky(hess)).squeeze(-1)
         theta = theta - step
         if float(step.abs().max()) < 1e-9:
             break

@@ -32,7 +32,7 @@ from ..collect import ReadSpec, collect
 from ..errors import SteeringError
 from ..functional import mean_difference
 from ..pairs import ContrastSet
-from ..registry import FitOptions, MethodSpec, check_pairs, pooled
+from ..registry import FitOptions, MethodSpec, check_pairs, pooled, site_norms
 from ..sites import Site, hook_name
 from .vector import SteeringVectors
 
@@ -65,7 +65,7 @@ def mean_diff_from_activations(
         if normalize:
             v = v / v.norm().clamp_min(1e-12)
         vectors[name] = v
-    return SteeringVectors(vectors, strength, NAME)
+    return SteeringVectors(vectors, strength, NAME, site_norms(positive, negative))
 
 
 @torch.no_grad()

@@ -38,7 +38,16 @@ from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import split_indices
 from ..functional.iti import fit_logistic_probes, mass_mean_directions, probe_accuracy, projection_std
 from ..pairs import ContrastSet
-from ..registry import Described, FitOption, FitOptions, MethodSpec, is_paired, pooled, pooled_groups
+from ..registry import (
+    Described,
+    FitOption,
+    FitOptions,
+    MethodSpec,
+    is_paired,
+    pooled,
+    pooled_groups,
+    site_norms,
+)
 from ..sites import Site, hook_name, site_of
 from .vector import SteeringVectors
 
@@ -109,20 +118,26 @@ class Iti(Described):
     def with_strength(self, strength: float) -> Iti:
         return replace(self, vectors=self.vectors.with_strength(strength))
 
+    def relative(self, fraction: float) -> Iti:
+        """Alpha such that the shift's norm is ``fraction`` of the mean ``hook_z`` norm (see SteeringVectors)."""
+        return replace(self, vectors=self.vectors.relative(fraction))
+
     def to(self, device: Any) -> Iti:
         return replace(self, vectors=self.vectors.to(device))
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         r = self.report
         tensors = {"heads": r.heads, "directions": r.directions, "stds": r.stds, "probe_accuracy": r.probe_accuracy}
-        return tensors, {"strength": self.strength, "layers": list(r.layers), "hook_names": self.hook_names()}
+        return tensors, {"strength": self.strength, "layers": list(r.layers), "hook_names": self.hook_names(),
+                         "site_norms": dict(self.vectors.site_norms)}
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> Iti:
         report = ProbeReport(tensors["heads"].long(), tensors["directions"], tensors["stds"],
                              tensors["probe_accuracy"], tuple(config["layers"]))
         strength = config["strength"] if "strength" in config else config["alpha"]  # format 1 said alpha
-        return cls(SteeringVectors(report.shifts(), strength, cls.method), report)
+        norms = {str(k): float(v) for k, v in (config.get("site_norms") or {}).items()}
+        return cls(SteeringVectors(report.shifts(), strength, cls.method, norms), report)
 
     @classmethod
     def from_activations(
@@ -178,7 +193,9 @@ class Iti(Described):
         stds = projection_std(torch.cat([flat_p, flat_n]), dirs)
         heads = torch.stack([torch.tensor([layers[int(i) // n_heads], int(i) % n_heads]) for i in order]).long()
         report = ProbeReport(heads, dirs[order], stds[order], acc.reshape(n_layers, n_heads), layers)
-        return cls(SteeringVectors(report.shifts(), strength, cls.method), report)
+        vectors = report.shifts()
+        return cls(SteeringVectors(vectors, strength, cls.method, site_norms({k: pos[k] for k in vectors},
+                                                                            {k: neg[k] for k in vectors})), report)
 
     @classmethod
     @torch.no_grad()

@@ -231,6 +231,16 @@ class MatSteer(Described):
     def with_strength(self, strength: float) -> MatSteer:
         return replace(self, strength=strength)
 
+    def relative(self, fraction: float) -> MatSteer:
+        """The strength at which each attribute's full edit ``strength * theta_t`` (before the norm rescale) has
+        ``fraction`` of the mean activation norm at the site, recorded at fit time: a strength that carries over
+        between models whose activation norms differ."""
+        norm = self.fit_config.get("site_norm")
+        if not norm:
+            raise SteeringError("relative strengths need fit_config['site_norm'], recorded by MatSteer.fit")
+        theta = float(self.theta.flatten(1).norm(dim=1).mean().clamp_min(1e-12))
+        return self.with_strength(as_strength(fraction, "fraction") * float(norm) / theta)
+
     def at(self, hook_name: str, feature_shape: tuple[int, ...]) -> MatSteer:
         """The same parameters applied at another hook whose flattened feature has the same width: the reference's
         design (fitted on ``resid_pre`` features, applied to the attention output before ``o_proj``, i.e.
@@ -437,6 +447,7 @@ class MatSteer(Described):
             "epochs_run": len(history.epochs), "best_epoch": history.best_epoch, "batch_size": bs, "sigma": sigma,
             **{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}, "lambdas": list(lambdas3),
             "bandwidths": history.bandwidths,
+            "site_norm": float(every.flatten(1).norm(dim=1).mean()),  # mean activation norm: see relative()
             "n_positive": {a: int(positive[a].shape[0]) for a in attrs},
             "n_negative": {a: int(negative[a].shape[0]) for a in attrs},
             "final": {k: last[k] for k in ("loss", "mmd", "val_loss") if k in last},

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .._typecheck import typed
 from ..errors import SteeringError
-from ..registry import FitOptions, MethodSpec, check_pairs, is_paired, pooled
+from ..registry import FitOptions, MethodSpec, check_pairs, is_paired, pooled, site_norms
 from ..sites import Site, hook_name
 from .vector import SteeringVectors
 
@@ -62,7 +62,7 @@ def pca_from_activations(
             )
         diffs = (p - n).reshape(p.shape[0], -1)
         vectors[name] = first_component(diffs, g).reshape(p.shape[1:])
-    return SteeringVectors(vectors, strength, NAME)
+    return SteeringVectors(vectors, strength, NAME, site_norms(positive, negative))
 
 
 def _fit(positive: Any, negative: Any, opts: FitOptions) -> SteeringVectors:

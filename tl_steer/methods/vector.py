@@ -40,6 +40,8 @@ class SteeringVectors(Described):
     vectors: dict[str, Tensor] = field(default_factory=dict)
     strength: float = 1.0
     method: str = "vectors"
+    #: mean activation norm at each hook on the fitting texts (for :meth:`relative`); empty when unknown
+    site_norms: dict[str, float] = field(default_factory=dict)
     state: ClassVar[str] = "steering_vectors"
 
     def __post_init__(self) -> None:
@@ -58,11 +60,23 @@ class SteeringVectors(Described):
     def with_strength(self, strength: float) -> SteeringVectors:
         return replace(self, strength=strength)
 
+    def relative(self, fraction: float) -> SteeringVectors:
+        """The strength at which the added vector's norm is ``fraction`` of the mean activation norm at its site
+        (averaged over hooks): a strength that carries over between models whose residual norms differ by 100x."""
+        if not self.site_norms:
+            raise SteeringError(
+                "relative strengths need the sites' activation norms, recorded when fitting from activations; "
+                "this SteeringVectors has none (built by hand?): pass site_norms={hook: norm}"
+            )
+        ratios = [self.site_norms[k] / float(v.float().norm().clamp_min(1e-12)) for k, v in self.vectors.items()]
+        return self.with_strength(as_strength(fraction, "fraction") * sum(ratios) / len(ratios))
+
     def to(self, device: Any) -> SteeringVectors:
         return replace(self, vectors={k: v.to(device) for k, v in self.vectors.items()})
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        return dict(self.vectors), {"strength": self.strength, "method": self.method, "hook_names": list(self.vectors)}
+        return dict(self.vectors), {"strength": self.strength, "method": self.method, "hook_names": list(self.vectors),
+                                    "site_norms": dict(self.site_norms)}
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> SteeringVectors:
@@ -70,7 +84,8 @@ class SteeringVectors(Described):
         if missing:
             raise SteeringError(f"the saved tensors lack the vectors of {missing}")
         strength = config["strength"] if "strength" in config else config["coef"]  # format 1 said coef
-        return cls({k: tensors[k] for k in config["hook_names"]}, strength, str(config.get("method", "vectors")))
+        return cls({k: tensors[k] for k in config["hook_names"]}, strength, str(config.get("method", "vectors")),
+                   {str(k): float(v) for k, v in (config.get("site_norms") or {}).items()})
 
     def hooks(self, model: Any, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
         """``[(hook_name, fn), ...]`` adding ``strength * v`` at ``positions`` (default every real token)."""
