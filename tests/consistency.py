@@ -23,3 +23,20 @@ def assert_generation_consistent(model: Any, hooks: Sequence, prompts: Sequence[
         assert val == ref, f"generation differs for (kv_cache, batching) = {key}: {val} vs {ref}"
     assert ref != base, "the steering should change the generations"
     return ref
+
+
+def assert_batched_equals_single(model: Any, hooks: Sequence, prompts: Sequence[str], sides: Sequence[str] = ("left", "right"),
+                                 atol: float = 1e-4, what: str = "") -> None:
+    """Logits of a padded batch (each padding side) equal each prompt's one-by-one run at its real positions."""
+    import torch
+
+    with steer(model, hooks):
+        single = [model(p) for p in prompts]
+        for side in sides:
+            batched = model(list(prompts), padding_side=side)
+            width = batched.shape[1]
+            for r, one in enumerate(single):
+                n = one.shape[1]
+                rows = batched[r, :n] if side == "right" else batched[r, width - n:]
+                torch.testing.assert_close(rows, one[0], atol=atol, rtol=1e-4,
+                                           msg=f"{what} {side}: row {r} ({prompts[r]!r}) differs from its single run")

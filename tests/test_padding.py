@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from consistency import assert_batched_equals_single
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,18 +31,8 @@ texts = st.lists(st.text(alphabet="abcdefgh ", min_size=1, max_size=9).filter(st
 @given(method=st.sampled_from(sorted(registry.names())), scope=st.sampled_from(SCOPES),
        side=st.sampled_from(["left", "right"]), prompts=texts)
 def test_batched_equals_one_by_one_for_both_padding_sides(tiny_hf, fitted, method, scope, side, prompts):
-    m = tiny_hf
-    f = fitted[method]
-    hooks = f.hooks(m, positions=scope, strength=registry.get(method).grid[-1])
-    with ts.steer(m, hooks):
-        batched = m(prompts, padding_side=side)
-        single = [m(p) for p in prompts]
-    width = batched.shape[1]
-    for r, one in enumerate(single):
-        n = one.shape[1]
-        rows = batched[r, :n] if side == "right" else batched[r, width - n:]
-        torch.testing.assert_close(rows, one[0], atol=1e-4, rtol=1e-4,
-                                   msg=f"{method} {scope} {side}: row {r} ({prompts[r]!r}) differs from its single run")
+    hooks = fitted[method].hooks(tiny_hf, positions=scope, strength=registry.get(method).grid[-1])
+    assert_batched_equals_single(tiny_hf, hooks, prompts, sides=[side], what=f"{method} {scope}")
 
 
 def test_right_padded_run_with_hooks_steers_the_short_row(tiny_hf, fitted):

@@ -8,7 +8,7 @@ import importlib.util
 
 import pytest
 import torch
-from consistency import assert_generation_consistent
+from consistency import assert_batched_equals_single, assert_generation_consistent
 
 import tl_steer as ts
 from tl_steer import registry
@@ -35,8 +35,8 @@ def real(request):
     return request.param, model, fitted
 
 
-def _strength(name):
-    return registry.get(name).grid[1]
+def _strength(name, strongest=False):
+    return registry.get(name).grid[-1 if strongest else 1]
 
 
 @torch.no_grad()
@@ -44,16 +44,8 @@ def test_every_method_and_scope_batched_equals_one_by_one(real):
     _, model, fitted = real
     for name, method in fitted.items():
         for scope in SCOPES:
-            with ts.steer(model, method.hooks(model, positions=scope, strength=_strength(name))):
-                single = [model(p) for p in PROMPTS]
-                for side in ("left", "right"):
-                    batched = model(PROMPTS, padding_side=side)
-                    w = batched.shape[1]
-                    for r, one in enumerate(single):
-                        n = one.shape[1]
-                        rows = batched[r, :n] if side == "right" else batched[r, w - n:]
-                        torch.testing.assert_close(rows, one[0], atol=2e-4, rtol=1e-4,
-                                                   msg=f"{name} {scope} {side}: row {r}")
+            hooks = method.hooks(model, positions=scope, strength=_strength(name))
+            assert_batched_equals_single(model, hooks, PROMPTS[:2], atol=2e-4, what=f"{name} {scope}")
 
 
 @torch.no_grad()
@@ -61,7 +53,7 @@ def test_every_method_and_scope_batched_equals_one_by_one(real):
 def test_cached_equals_uncached_generation(real, scope):
     _, model, fitted = real
     for name, method in fitted.items():
-        assert_generation_consistent(model, method.hooks(model, positions=scope, strength=_strength(name)),
+        assert_generation_consistent(model, method.hooks(model, positions=scope, strength=_strength(name, True)),
                                      PROMPTS[1:], max_new_tokens=4)
 
 

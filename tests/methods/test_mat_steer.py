@@ -371,3 +371,11 @@ def test_smollm2_fit_shifts_held_out_log_probs_toward_desirable(smollm2):
     assert float((shift_bad > 0).float().mean()) >= 0.8, shift_bad
     assert float(shift_bad.mean()) > float(shift_good.mean()) + 0.3, (shift_bad, shift_good)
     assert math.isfinite(float(shift_good.mean()))
+
+
+def test_fit_works_under_no_grad():
+    """Notebook users wrap everything in torch.no_grad(); fitting must still train."""
+    good, bad, _ = _planted(d=8, n=30, attrs=1)
+    with torch.no_grad():
+        m, hist = MatSteer.fit(good, bad, RESID, epochs=3, progress=False, val_fraction=0.0)
+    assert len(hist.epochs) == 3 and hist.epochs[-1]["loss"] != hist.epochs[0]["loss"]
