@@ -82,3 +82,14 @@ def test_composes_with_activation_patching(smollm2, sentiment_vector):
     assert plain.shape == steered.shape == (3,)
     assert (plain - steered).abs().max() > 1e-3, "the steering hook should change the patching curve"
     assert sum(len(hp._forward_hooks) for hp in set(smollm2.hook_dict.values())) == n_before
+
+
+@pytest.mark.slow
+def test_the_readme_demo_runs(smollm2, capsys, monkeypatch):
+    """The README's first command ends in `python -m tl_steer.demo`: it must run and steer."""
+    from tl_steer import demo, models
+
+    monkeypatch.setattr(models, "load", lambda *a, **k: smollm2)
+    rows = demo.run(tokens=6)
+    assert len(rows) == len(demo.PROMPTS) and any(plain != steered for plain, steered, _ in rows)
+    assert "unsteered" in capsys.readouterr().out

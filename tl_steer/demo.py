@@ -47,13 +47,13 @@ def run(model_name: str = "smollm2-135m-instruct", layer: int = 12, coef: float 
     pos = collect(model, POSITIVE, [name], progress=False)[name]
     neg = collect(model, NEGATIVE, [name], progress=False)[name]
     vector = pos.mean(0) - neg.mean(0)
-    sv = SteeringVectors({name: vector}, coef=coef)
+    sv = SteeringVectors({name: vector}, strength=coef)
     kw = dict(max_new_tokens=tokens, do_sample=False, stop_at_eos=False, verbose=False)
     with torch.no_grad():
         plain = model.generate(PROMPTS, **kw)
         with steer(model, sv.hooks(model, positions=Positions(positions))):
             steered = model.generate(PROMPTS, **kw)
-        with steer(model, sv.hooks(model, positions=Positions(positions), coef=-coef)):
+        with steer(model, sv.hooks(model, positions=Positions(positions), strength=-coef)):
             anti = model.generate(PROMPTS, **kw)
     rows = list(zip(plain, steered, anti, strict=True))
     width = 44

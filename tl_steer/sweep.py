@@ -1,4 +1,4 @@
-"""Choose hyperparameters (layer, K, delta, alpha, coef) on a *validation* split.
+"""Choose hyperparameters (layer, K, strength) on a *validation* split.
 
 ``sweep(build, grid, score)`` tries every combination in ``grid``: ``build(params) -> HookList`` makes the hooks,
 ``score(hooks) -> float`` evaluates them on validation data, and the best combination wins.

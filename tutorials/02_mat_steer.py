@@ -112,13 +112,13 @@ print({k: tuple(v.shape) for k, v in desirable.items()}, {k: tuple(v.shape) for 
 # %% [markdown]
 # ## Fit
 #
-# `MatSteer.fit(desirable, undesirable, hook_name, ...)` minimises an MMD term (move undesirable tokens onto the
+# `MatSteer.fit(positive, negative, hook_name, ...)` minimises an MMD term (move negative tokens onto the
 # desirable distribution) plus preservation, sparsity and orthogonality penalties, and returns the method and a
 # `FitHistory`. (`MatSteer.fit_texts(model, [sentiment, politeness], HOOK, read="last")` does the collection
 # for you, one row per text.)
 #
 # The settings are chosen for this *tiny* set (under 100 tokens per side), and they differ from the paper's defaults.
-# With the defaults (random $\theta$, lr `1e-3`, Gaussian kernel with $\sigma=2$) the gates close on every token here:
+# With the reference preset (`preset="reference"`: random $\theta$, lr `1e-3`, Gaussian kernel with $\sigma=2$) the gates close on every token here:
 # the edit never wins enough MMD to pay for the penalties. We start $\theta$ at the mean difference, use a
 # multi-bandwidth kernel scaled by the median pairwise distance, a larger step and a smaller sparsity weight.
 

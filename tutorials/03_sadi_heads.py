@@ -141,7 +141,7 @@ for d in (0.0, 2.0, 4.0):
 # all turn more positive, and at large `delta` they lose fluency. A single-token metric is a quick check only. Judge
 # a steering method on held-out tasks, as the [evaluation harness](../evaluation.md) does.
 #
-# **Notes.** `Sadi.with_k(k)` and `with_delta(d)` are cheap (same scores, new mask or strength), which is how a
+# **Notes.** `Sadi.with_k(k)` and `with_strength(d)` are cheap (same scores, new mask or strength), which is how a
 # sweep over $K$ and $\delta$ should run, scored on a *validation* split (the reference code picks them on the
 # test split; see the [method page](../methods/sadi.md)). The same class works on MLP neurons (`site="mlp_post"`) and
 # residual units (`site="resid_pre"`).
