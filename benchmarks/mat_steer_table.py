@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/mat_steer_table")
+    ap.add_argument("--from-cells", action="store_true", help="recompute comparisons and tables of a finished --out")
     args = ap.parse_args(argv)
+    if args.from_cells:
+        return resummarise(Path(args.out))
     if args.quick:
         args.model = "tiny"
         args.fit_limit, args.max_pairs, args.val_limit, args.tqa_val_limit = 6, 6, 3, 2
@@ -178,17 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             write_json(r, out / "cells")
         print(f"test {label:28s} " + "  ".join(f"{t}={results[label][t].value:.3f}" for t in tasks))
 
-    comparisons = []
-    for label in results:
-        if label == "none":
-            continue
-        against = ["none"] + ([best_baseline] if label.startswith(TARGET) else [])
-        for ref in against:
-            for t in tasks:
-                c = results[ref][t].compare(results[label][t])
-                comparisons.append({"method": label, "against": ref, "task": t, **c.as_dict()})
-    verdict = [f"{t}: {TARGET} {results[TARGET][t].value:.3f} vs {m} {results[m][t].value:.3f}"
-               for t in TASKS for m in (*BASELINES, "prompting") if results[m][t].value >= results[TARGET][t].value]
+    comparisons, verdict = compare_all(results, tasks, best_baseline)
 
     # -- gate selectivity ------------------------------------------------------------------------------------
     held_out = {t: build_contrast(t, args.data_dir, "val", limit=args.gate_limit, max_pairs=args.gate_limit,
@@ -211,6 +204,36 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(out / "results.md", render(summary))
     print(render(summary))
     print(f"total {summary['seconds']:.0f}s; {out / 'summary.json'}")
+    return 0
+
+
+def compare_all(results: dict[str, dict[str, EvalResult]], tasks: list[str], best_baseline: str) -> tuple[list, list]:
+    """Every condition against base and against the best baseline (chosen on val), on the same items."""
+    comparisons = []
+    for label in results:
+        for ref in ("none", best_baseline):
+            if label == ref or label == "none":
+                continue
+            for t in tasks:
+                c = results[ref][t].compare(results[label][t])
+                comparisons.append({"method": label, "against": ref, "task": t, **c.as_dict()})
+    verdict = [f"{t}: {TARGET} {results[TARGET][t].value:.3f} vs {m} {results[m][t].value:.3f}"
+               for t in TASKS for m in (*BASELINES, "prompting") if results[m][t].value >= results[TARGET][t].value]
+    return comparisons, verdict
+
+
+def resummarise(out: Path) -> int:
+    """Recompute the comparisons and tables of a finished run from its cells (per-item values are stored)."""
+    s = json.loads((out / "summary.json").read_text())
+    results: dict[str, dict[str, EvalResult]] = {}
+    for p in sorted((out / "cells").glob("*.json")):
+        r = EvalResult.from_dict(json.loads(p.read_text()))
+        results.setdefault(r.method, {})[r.task] = r
+    s["comparisons"], s["losses"] = compare_all(results, s["tasks"], s["selected"]["best_baseline_on_val"])
+    s["target_above_every_baseline"] = not s["losses"]
+    atomic_write_text(out / "summary.json", json.dumps(s, indent=2, default=str))
+    atomic_write_text(out / "results.md", render(s))
+    print(render(s))
     return 0
 
 

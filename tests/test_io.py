@@ -164,3 +164,10 @@ def test_random_manifest_corruption_is_always_a_manifest_error(tiny, tmp_path_fa
         io.load(path, model=tiny)  # some edits leave a valid artefact (e.g. an int strength): fine
     except ManifestError:
         pass  # anything else (KeyError, TypeError, UnicodeDecodeError, ...) fails the test
+
+
+def test_fingerprint_indices_stay_in_range_for_huge_embeddings():
+    """Gemma-3-270M's embedding has 167,772,160 entries: a float32 linspace of indices rounded past the end."""
+    big = type("M", (), {"cfg": type("C", (), {"model_name": "big"})(), "W_E": torch.zeros(262144, 640)})()
+    fp = io.model_fingerprint(big)
+    assert len(fp["embed_sample"]) == 32 and fp["dtype"] == "torch.float32"

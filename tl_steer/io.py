@@ -63,7 +63,7 @@ def model_fingerprint(model: Any) -> dict[str, Any]:
         w = None
     if isinstance(w, Tensor):
         flat = w.detach().flatten()
-        idx = torch.linspace(0, flat.numel() - 1, 32).long().to(flat.device)
+        idx = (torch.arange(32, dtype=torch.long) * (flat.numel() - 1) // 31).to(flat.device)  # exact integers
         fp["dtype"] = str(w.dtype)
         fp["embed_sample"] = [float(x) for x in flat[idx].float().cpu()]
     return fp

@@ -33,3 +33,11 @@ def test_mat_steer_table_quick(data_dir, tmp_path, monkeypatch):
     assert {c["task"] for c in vs_best} == set(s["tasks"]) and all(c["n"] > 0 for c in vs_best)
     assert {g["eval_set"] for g in s["gates"]} == {"truthfulness", "toxicity", "bias", "paradetox"}
     assert (out / "gates.png").is_file() and "Paired differences" in (out / "results.md").read_text()
+    # every condition is compared with base and with the val-best baseline; --from-cells recomputes it from the cells
+    against = {(c["method"], c["against"]) for c in s["comparisons"]}
+    for label in set(s["test"]) - {"none"}:
+        assert (label, "none") in against
+        assert label == sel["best_baseline_on_val"] or (label, sel["best_baseline_on_val"]) in against
+    before = s["comparisons"]
+    assert mst.main(["--from-cells", "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["comparisons"] == before
