@@ -8,7 +8,8 @@ from typing import Any
 from tl_steer import steer
 
 
-def assert_generation_consistent(model: Any, hooks: Sequence, prompts: Sequence[str], max_new_tokens: int = 6) -> list[str]:
+def assert_generation_consistent(model: Any, hooks: Sequence, prompts: Sequence[str], max_new_tokens: int = 6,
+                                 require_change: bool = True) -> list[str]:
     """Greedy generations under ``hooks`` must agree batched (left-padded) vs one-by-one, KV cache on vs off,
     and must differ from the unsteered generations. Returns the steered generations."""
     kw = dict(max_new_tokens=max_new_tokens, do_sample=False, stop_at_eos=False, verbose=False)
@@ -21,7 +22,8 @@ def assert_generation_consistent(model: Any, hooks: Sequence, prompts: Sequence[
     ref = outs[False, "single"]
     for key, val in outs.items():
         assert val == ref, f"generation differs for (kv_cache, batching) = {key}: {val} vs {ref}"
-    assert ref != base, "the steering should change the generations"
+    if require_change:  # a one-token edit (last_prompt) need not change a few greedy tokens of a real model
+        assert ref != base, "the steering should change the generations"
     return ref
 
 
