@@ -312,6 +312,7 @@ class MatSteer(Described):
 
     # ---------------------------------------------------------------- fit
     @classmethod
+    @torch.enable_grad()  # fitting needs gradients even when the caller runs under torch.no_grad()
     def fit(
         cls,
         positive: Mapping[str, Tensor],
@@ -352,19 +353,6 @@ class MatSteer(Described):
         ``val_fraction`` of each set is held out; training stops after ``patience`` epochs without a lower
         validation loss and the best-validation parameters are returned.
         """
-        with torch.enable_grad():  # fitting needs gradients even when the caller runs under torch.no_grad()
-            return cls._fit(positive, negative, hook_name, preset=preset, per_head=per_head, seed=seed, epochs=epochs,
-                            batch_size=batch_size, lr=lr, lambdas=lambdas, kernel=kernel, sigma=sigma, init=init,
-                            standardize=standardize, val_fraction=val_fraction, patience=patience,
-                            steps_per_epoch=steps_per_epoch, rescale=rescale, strength=strength, device=device,
-                            progress=progress, log=log)
-
-    @classmethod
-    def _fit(cls, positive: Mapping[str, Tensor], negative: Mapping[str, Tensor], hook_name: str, *, preset: Preset,
-             per_head: bool, seed: int, epochs: int, batch_size: int, lr: float | None, lambdas: Sequence[float] | None,
-             kernel: Kernel | None, sigma: float, init: Any, standardize: bool | None, val_fraction: float | None,
-             patience: Any, steps_per_epoch: Any, rescale: bool, strength: float, device: Any, progress: bool,
-             log: Callable[[dict[str, float]], None] | None) -> tuple[MatSteer, FitHistory]:
         t0 = time.perf_counter()
         if preset not in PRESETS:
             raise SteeringError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
