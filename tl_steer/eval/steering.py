@@ -26,8 +26,7 @@ _BASELINE_ALIASES = {"base": "none"}
 
 
 def fitted_names() -> tuple[str, ...]:
-    """The registered steering methods (all need fitting)."""
-    io._registry()
+    """The registered steering methods (all need fitting; ``import tl_steer`` registers them)."""
     return registry.names()
 
 
@@ -41,7 +40,6 @@ def parse_method(name: str) -> str:
     key = _BASELINE_ALIASES.get(key, key)
     if key in BASELINES:
         return key
-    fitted_names()
     resolved = registry.resolve(key)
     if resolved is None:
         raise SteeringError(f"unknown method {name!r}; choose one of {', '.join(conditions())}")
