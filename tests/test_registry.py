@@ -35,7 +35,9 @@ def test_every_method_follows_the_protocol(tiny, fitted, tmp_path):
         assert isinstance(method, ts.SteeringMethod), name
         assert isinstance(method, spec.cls) and registry.resolve(method.method) == name
         params = list(inspect.signature(method.hooks).parameters)
-        assert params == ["model", "positions", "strength"], (name, params)
+        assert params[:3] == ["model", "positions", "strength"], (name, params)  # the protocol; extras keyword-only use
+        assert all(inspect.signature(method.hooks).parameters[p].default is not inspect.Parameter.empty
+                   for p in params[3:]), (name, params)
         text = repr(method)
         assert len(text) < 300 and "tensor(" not in text and name in text and "strength=" in text, text
         assert spec.grid and spec.default_positions and spec.summary and spec.strength

@@ -76,6 +76,9 @@ class FitOptions:
     groups: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=dict)
     #: filled by :func:`fit_many`: the model's trailing activation shape at every site, ``{site: shape}``
     feature_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: filled by :func:`fit_many`: the MLP activation function's name (``model.cfg.act_fn``) when the MLP is gated,
+    #: i.e. when ``mlp.hook_post = act(hook_pre) * hook_pre_linear`` differs from ``act(hook_pre)``; else None
+    neuron_act: str | None = None
 
     def layer_of(self, n_layers: int) -> int:
         layer = n_layers // 2 if self.layer is None else self.layer
@@ -213,6 +216,14 @@ def read_activations(
     return positive, negative
 
 
+def gated_act_fn(model: Any) -> str | None:
+    """``model.cfg.act_fn`` when the model's MLP is gated (it has ``blocks.0.mlp.hook_pre_linear``), else None."""
+    hook_dict = getattr(model, "hook_dict", {}) or {}
+    if "blocks.0.mlp.hook_pre_linear" not in hook_dict:
+        return None
+    return getattr(getattr(model, "cfg", None), "act_fn", None)
+
+
 def fit_many(
     methods: Sequence[str], model: Any, sets: Sequence[ContrastSet], opts: FitOptions | None = None
 ) -> dict[str, Any]:
@@ -235,11 +246,12 @@ def fit_many(
     positive, negative = read_activations(model, sets, needed, opts)
     groups = {s.attribute: s.groups for s in sets if s.groups is not None}
     shapes = {site.value: feature_shape(model, site) for site in Site}
+    act = gated_act_fn(model)
     out: dict[str, Any] = {}
     for spec in chosen:
         own = {o.name for o in spec.options}
         spec_opts = FitOptions(**{**opts.__dict__, "extra": {k: v for k, v in opts.extra.items() if k in own},
-                                  "groups": groups, "feature_shapes": shapes})
+                                  "groups": groups, "feature_shapes": shapes, "neuron_act": act})
         wanted = spec.reads(model, spec_opts)
         out[spec.name] = spec.fit(
             {a: {k: v[k] for k in wanted} for a, v in positive.items()},

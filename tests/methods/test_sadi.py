@@ -198,3 +198,124 @@ def test_save_load_round_trip(tiny, tmp_path):
 def test_generation_batched_vs_single_and_cached_vs_uncached(tiny_hf, positions):
     s = Sadi.from_contrast(tiny_hf, CONTRAST, site="resid_post", k=40, strength=4.0)
     assert_generation_consistent(tiny_hf, s.hooks(tiny_hf, positions=positions), ["The movie was", "Hi", "I think that it is"])
+
+
+# ---------------------------------------------------------------- reference mode and neuron ranking
+
+QUESTION, ANSWER = "The film was slow but the ending", " moved me"
+
+
+def _hand_written_reference_patch(model, sadi, delta):
+    """The reference code's procedure, written out with plain TL hooks: run the question alone, take every layer's
+    activation at its last token, scale the selected elements by s = 1 + delta, and overwrite position ntoks - 1
+    of every layer in a forward of question + answer."""
+    q = model.to_tokens(QUESTION)
+    full = model.to_tokens(QUESTION + ANSWER)
+    p = q.shape[1] - 1
+    assert torch.equal(full[:, : p + 1], q)
+    site = sadi.site
+    if site is Site.MLP_POST:  # the reference overwrites act_fn's output: act(gate) at every layer
+        _, cache = model.run_with_cache(q, names_filter=lambda n: n.endswith("mlp.hook_pre"))
+        up = {}
+        hooks = []
+        for layer in sadi.layers:
+            s = 1.0 + delta * sadi.feature_mask(layer).float()
+            act = torch.nn.functional.silu(cache[f"blocks.{layer}.mlp.hook_pre"][0, -1]) * s
+
+            def keep_up(a, hook, layer=layer):
+                up[layer] = a[:, p].clone()
+                return a
+
+            def patch(a, hook, act=act, layer=layer):
+                a = a.clone()
+                a[:, p] = act * up[layer]
+                return a
+
+            hooks += [(f"blocks.{layer}.mlp.hook_pre_linear", keep_up), (f"blocks.{layer}.mlp.hook_post", patch)]
+    else:
+        names = [f"blocks.{layer}.attn.hook_z" if site is Site.Z else f"blocks.{layer}.hook_mlp_out" for layer in sadi.layers]
+        _, cache = model.run_with_cache(q, names_filter=names)
+        hooks = []
+        for layer, name in zip(sadi.layers, names, strict=True):
+            s = 1.0 + delta * sadi.feature_mask(layer).float()
+            value = cache[name][0, -1] * s
+
+            def patch(a, hook, value=value):
+                a = a.clone()
+                a[:, p] = value
+                return a
+
+            hooks.append((name, patch))
+    return model.run_with_hooks(full, fwd_hooks=hooks), full, p + 1
+
+
+@pytest.mark.parametrize("site", ["z", "mlp_post", "mlp_out"])
+def test_reference_mode_equals_a_hand_written_frozen_clean_patch(tiny, site):
+    sadi = Sadi.from_contrast(tiny, CONTRAST, site=site, k=3, strength=9.0)
+    assert len({layer for layer, _ in sadi.selected()}) >= 1
+    want, full, n_prompt = _hand_written_reference_patch(tiny, sadi, 9.0)
+    clean = sadi.clean_activations(tiny, [QUESTION])
+    with steer(tiny, sadi.hooks(tiny, mode="reference", clean=clean)), tracking(tiny) as tr, tr.prompt_length(n_prompt):
+        got = tiny(full)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    with steer(tiny, sadi.hooks(tiny)), tracking(tiny) as tr, tr.prompt_length(n_prompt):
+        live = tiny(full)
+    base = tiny(full)
+    assert (live - base).abs().max() > 1e-3 and (got - base).abs().max() > 1e-3
+
+
+def test_reference_and_live_modes_differ_when_the_mask_spans_layers(tiny):
+    sadi = Sadi.from_contrast(tiny, CONTRAST, site="z", k=8, strength=9.0)
+    assert len({layer for layer, _ in sadi.selected()}) == 2  # heads in both layers: later ones see earlier edits
+    clean = sadi.clean_activations(tiny, [QUESTION])
+    full = tiny.to_tokens(QUESTION + ANSWER)
+    n = tiny.to_tokens(QUESTION).shape[1]
+    out = {}
+    for mode in ("live", "reference"):
+        with steer(tiny, sadi.hooks(tiny, mode=mode, clean=clean if mode == "reference" else None)), \
+                tracking(tiny) as tr, tr.prompt_length(n):
+            out[mode] = tiny(full)
+    assert (out["live"] - out["reference"]).abs().max() > 1e-4
+
+
+def test_reference_mode_errors(tiny):
+    sadi = Sadi.from_contrast(tiny, CONTRAST, site="z", k=3, strength=1.0)
+    with pytest.raises(SteeringError, match="needs clean values"):
+        sadi.hooks(tiny, mode="reference")
+    clean = sadi.clean_activations(tiny, [QUESTION])
+    with pytest.raises(SteeringError, match="last prompt token only"):
+        sadi.hooks(tiny, positions="last_prompt+generated", mode="reference", clean=clean)
+    with pytest.raises(SteeringError, match="'live' or 'reference'"):
+        sadi.hooks(tiny, mode="frozen")
+    with pytest.raises(SteeringError, match="clean= is for mode='reference'"):
+        sadi.hooks(tiny, clean=clean)
+    with steer(tiny, sadi.hooks(tiny, mode="reference", clean=clean)), pytest.raises(ShapeError, match="batch of 1"):
+        tiny(["two prompts", "in one batch"], padding_side="left")
+
+
+def test_neurons_are_ranked_on_the_activation_function_output(tiny):
+    names_pre = [f"blocks.{i}.mlp.hook_pre" for i in range(2)]
+    from tl_steer.collect import collect
+
+    pos = collect(tiny, list(CONTRAST.positive), names_pre, progress=False).acts
+    neg = collect(tiny, list(CONTRAST.negative), names_pre, progress=False).acts
+    want = torch.stack([(torch.nn.functional.silu(pos[n]) - torch.nn.functional.silu(neg[n])).mean(0) for n in names_pre])
+    s = Sadi.from_contrast(tiny, CONTRAST, site="mlp_post", k=7)
+    torch.testing.assert_close(s.scores, want, atol=1e-5, rtol=1e-5)
+    assert s.hook_names()[0].endswith("mlp.hook_post")
+    post = Sadi.from_contrast(tiny, CONTRAST, site="mlp_post", k=7, rank="post")
+    assert not torch.allclose(post.scores, s.scores)
+    with pytest.raises(SteeringError, match="rank must be"):
+        Sadi.from_contrast(tiny, CONTRAST, site="mlp_post", rank="gate")
+    with pytest.raises(SteeringError, match="no neuron_act"):
+        Sadi.from_activations(pos, neg, k=3)
+
+
+def test_registry_fit_ranks_neurons_like_from_contrast(tiny):
+    from tl_steer import registry
+
+    fitted = registry.fit("sadi", tiny, [CONTRAST], registry.FitOptions(site="mlp_post", k=7, progress=False))
+    torch.testing.assert_close(fitted.scores, Sadi.from_contrast(tiny, CONTRAST, site="mlp_post", k=7).scores)
+    post = registry.fit("sadi", tiny, [CONTRAST], registry.FitOptions(site="mlp_post", k=7, progress=False,
+                                                                     extra={"rank": "post"}))
+    torch.testing.assert_close(post.scores, Sadi.from_contrast(tiny, CONTRAST, site="mlp_post", k=7, rank="post").scores)

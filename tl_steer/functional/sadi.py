@@ -67,3 +67,30 @@ def sadi_edit(
     """``a + delta * (M ⊙ a)``, out of place, in the activation's dtype and device."""
     m = mask.to(device=activation.device, dtype=activation.dtype)
     return activation + delta * (m * activation)
+
+
+@typed
+def sadi_scale(mask: Bool[Tensor, "*feature"], delta: float) -> Float[Tensor, "*feature"]:
+    """The reference's per-element factor: ``1 + delta`` (its ``s``) on the mask, 1 elsewhere."""
+    return 1.0 + delta * mask.float()
+
+
+@typed
+def frozen_edit(
+    activation: Float[Tensor, "batch pos *feature"], clean: Float[Tensor, "batch *feature"],
+    scale: Float[Tensor, "*feature"],
+) -> Float[Tensor, "batch pos *feature"]:
+    """Every position replaced by ``scale ⊙ clean`` (the reference's frozen-clean patch; a position scope then keeps
+    only the edited position). Out of place, in the activation's dtype and device."""
+    value = (clean.to(activation.device, torch.float32) * scale.to(activation.device)).to(activation.dtype)
+    return value.unsqueeze(1).expand_as(activation)
+
+
+def neuron_activation(pre: Tensor, act_fn: str) -> Tensor:
+    """``act_fn(pre)``: the MLP activation function's output (the reference's "neurons", e.g. ``silu(gate)``) from
+    TransformerLens' ``mlp.hook_pre`` (the gate's pre-activation)."""
+    from transformers.activations import ACT2FN
+
+    if act_fn not in ACT2FN:
+        raise SteeringError(f"unknown MLP activation function {act_fn!r}; expected one of transformers' ACT2FN names")
+    return ACT2FN[act_fn](pre.float())

@@ -4,20 +4,34 @@ Fitting. From contrastive texts, take the mean activation difference (positive �
 every text for each *element*: an attention head (``attn.hook_z``; a head's score is the mean of its difference
 over ``d_head``), an MLP neuron (``mlp.hook_post``) or a hidden unit (``hook_resid_*``, ``hook_mlp_out``,
 ``hook_attn_out``). Rank all elements of all chosen layers together and keep the global top-K by signed score:
-a binary mask ``M`` with exactly K ones (ties: lower ``(layer, element)`` index first).
+a binary mask ``M`` with exactly K ones (ties: lower ``(layer, element)`` index first). Neurons are ranked on the
+MLP activation function's output ``act(gate)`` (``act_fn(mlp.hook_pre)``), as the reference does, when the MLP is
+gated; ``rank="post"`` ranks on ``hook_post`` itself. The edit is on ``hook_post`` either way (scaling ``act(gate)``
+scales ``act(gate) * up`` by the same factor).
 
-Update rule (input-adaptive): ``a' = a + delta * (M ⊙ a)`` (``delta`` is the method's ``strength``) at the chosen positions; the steering vector
-``delta * (M ⊙ a)`` is built from the input's own activation. For heads, ``M`` covers the selected heads' whole
-``d_head`` slices. Default positions: the last prompt token (``Positions.LAST_PROMPT``); pass
-``positions="last_prompt+generated"`` to also edit every generated token.
+Update rule (input-adaptive): ``a' = a + delta * (M ⊙ a)`` (``delta`` is the method's ``strength``) at the chosen
+positions; the steering vector ``delta * (M ⊙ a)`` is built from the input's own activation. For heads, ``M`` covers
+the selected heads' whole ``d_head`` slices. Default positions: the last prompt token (``Positions.LAST_PROMPT``).
 
-Differences from the reference code (github.com/weixuan-wang123/SADI):
+Two modes (``hooks(model, mode=...)``):
+
+* ``"live"`` (default): scale the live activation at the edited position. Edits at one layer reach the later
+  layers at the same position, as in any steering hook.
+* ``"reference"``: what the reference code does. At the last prompt token, *every* layer's activation at the site
+  is overwritten with a clean (unsteered) run's value, the selected elements scaled by ``1 + delta``; later layers
+  at that position therefore never see the earlier edits ("frozen-clean" patching). It needs the clean values
+  (:meth:`Sadi.clean_activations`). For neurons it freezes ``mlp.hook_pre`` (so ``act(gate)`` is the clean one,
+  as the reference freezes ``act_fn``'s output) and scales ``hook_post``.
+
+Differences from the reference code (github.com/weixuan-wang123/SADI, HEAD d7fedf0):
 
 * The reference *replaces* the activation by ``s * a``, so its scale ``s`` is ``1 + strength`` here.
-* Its "neurons" hook the Llama MLP's ``act_fn`` output, ``silu(gate)``; ``mlp.hook_post`` here is
-  ``silu(gate) * up``, the input of ``down_proj``.
-* It picks the number of elements and the strength by the best score *on the test split*. Use
-  :func:`tl_steer.sweep.sweep` with a validation scorer instead; never tune on test data.
+* It picks the number of elements and the strength by the best score *on the test split*. Use the validation split
+  (``benchmarks/sadi_table.py`` does); never tune on test data.
+* Its selection looks indices up by value (``np.where(values == v)``), so tied scores give duplicate elements;
+  here a stable sort gives exactly K distinct ones.
+* As published, ``intervention.py`` calls ``steer_heads`` and ``trace_head_patch`` with one positional argument
+  missing (``file`` / ``tokenizer``), so it does not run without that fix.
 """
 
 from __future__ import annotations
@@ -32,12 +46,21 @@ from torch import Tensor
 
 from .._typecheck import typed
 from ..collect import collect
-from ..core import HookList, Positions, PositionSpec, as_strength, scoped
+from ..core import HookList, Positions, PositionSpec, as_strength, parse_position_set, scoped
 from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import mean_difference
-from ..functional.sadi import Select, expand_head_mask, head_scores, sadi_edit, top_k_mask
+from ..functional.sadi import (
+    Select,
+    expand_head_mask,
+    frozen_edit,
+    head_scores,
+    neuron_activation,
+    sadi_edit,
+    sadi_scale,
+    top_k_mask,
+)
 from ..pairs import ContrastSet
-from ..registry import Described, FitOption, FitOptions, MethodSpec, pooled
+from ..registry import Described, FitOption, FitOptions, MethodSpec, gated_act_fn, pooled
 from ..sites import Site, check_activation, feature_shape, hook_name, parse_site, site_of, validate_hook_name
 
 
@@ -52,6 +75,28 @@ class SadiEdit:
     def __call__(self, activation: Float[Tensor, "batch pos *feature"], hook: Any) -> Float[Tensor, "batch pos *feature"]:
         check_activation(activation, hook, tuple(self.mask.shape), "SADI")
         return sadi_edit(activation, self.mask, self.delta)
+
+
+@dataclass(frozen=True)
+class SadiFrozen:
+    """The reference mode at one hook: every position becomes ``scale ⊙ clean`` (a scope keeps the edited one)."""
+
+    clean: Float[Tensor, "batch *feature"]
+    scale: Float[Tensor, "*feature"]
+
+    @typed
+    def __call__(self, activation: Float[Tensor, "batch pos *feature"], hook: Any) -> Float[Tensor, "batch pos *feature"]:
+        check_activation(activation, hook, tuple(self.scale.shape), "SADI (reference mode)")
+        if activation.shape[0] != self.clean.shape[0]:
+            raise ShapeError(
+                f"SADI reference mode at hook {getattr(hook, 'name', hook)!r}: clean values are for a batch of "
+                f"{self.clean.shape[0]} but the forward has {activation.shape[0]} rows; compute "
+                "Sadi.clean_activations on the same prompts, in the same order"
+            )
+        return frozen_edit(activation, self.clean, self.scale)
+
+
+Mode = str  # "live" | "reference"
 
 
 @dataclass(frozen=True, repr=False)
@@ -105,18 +150,74 @@ class Sadi(Described):
         row = self.mask[self.layers.index(layer)]
         return expand_head_mask(row, int(self.d_head)) if self.site is Site.Z else row
 
-    def hooks(self, model: Any, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
-        """TL hook list ``[(hook_name, fn), ...]``, one entry per layer with selected elements.
+    def hooks(
+        self, model: Any, positions: PositionSpec | None = None, strength: float | None = None, mode: Mode = "live",
+        clean: dict[str, Tensor] | None = None,
+    ) -> HookList:
+        """TL hook list ``[(hook_name, fn), ...]``.
 
-        Default positions: the last prompt token (the paper); ``"last_prompt+generated"`` also edits generated ones.
+        Args:
+            model: the ``TransformerBridge`` the hooks will run on.
+            positions: default the last prompt token (the paper); ``"last_prompt+generated"`` also edits generated
+                tokens (live mode only).
+            strength: ``delta`` (default the fitted one); the reference's scale is ``1 + delta``.
+            mode: ``"live"`` scales the live activation, one hook per layer with selected elements;
+                ``"reference"`` is the reference code's frozen-clean patch at the last prompt token, one hook per
+                fitted layer (see the module docstring).
+            clean: reference mode only: ``{name: (batch, *feature)}`` from :meth:`clean_activations` on the same
+                prompts, in the same order.
+
+        Returns:
+            The hook list, for ``steer(model, hooks)`` or ``model.hooks(fwd_hooks=...)`` under ``tracking``.
         """
         d = self.strength if strength is None else as_strength(strength)
         positions = positions or Positions.LAST_PROMPT
+        if mode == "reference":
+            return self._reference_hooks(model, positions, d, clean)
+        if mode != "live":
+            raise SteeringError(f"SADI mode must be 'live' or 'reference', got {mode!r}")
+        if clean is not None:
+            raise SteeringError("clean= is for mode='reference'; live mode scales the input's own activation")
         out: HookList = []
         for name in self.hook_names():
             validate_hook_name(model, name)
             layer = site_of(name)[0]
             out.append((name, scoped(SadiEdit(self.feature_mask(layer), d), positions, model)))
+        return out
+
+    def clean_names(self) -> list[str]:
+        """The hooks whose clean values the reference mode freezes (``mlp.hook_pre`` for neurons)."""
+        if self.site is Site.MLP_POST:
+            return [f"blocks.{layer}.mlp.hook_pre" for layer in self.layers]
+        return [hook_name(layer, self.site) for layer in self.layers]
+
+    def clean_activations(self, model: Any, prompts: Sequence[str], batch_size: int = 8) -> dict[str, Tensor]:
+        """An unsteered run's activations at each prompt's last token, at :meth:`clean_names` (for reference mode)."""
+        return collect(model, list(prompts), self.clean_names(), read="last", batch_size=batch_size, progress=False).acts
+
+    def _reference_hooks(self, model: Any, positions: PositionSpec, delta: float, clean: dict[str, Tensor] | None) -> HookList:
+        if parse_position_set(positions) != (Positions.LAST_PROMPT,):
+            raise SteeringError(
+                f"SADI reference mode patches the last prompt token only (the reference's ntoks - 1), got positions "
+                f"{positions!r}; use mode='live' to edit generated tokens"
+            )
+        names = self.clean_names()
+        if clean is None or not set(names) <= set(clean):
+            missing = sorted(set(names) - set(clean or {}))
+            raise SteeringError(
+                f"SADI reference mode needs clean values at {len(names)} hooks (missing e.g. {missing[:2]}): pass "
+                "clean=sadi.clean_activations(model, prompts) computed on the same prompts"
+            )
+        out: HookList = []
+        for layer, name in zip(self.layers, names, strict=True):
+            validate_hook_name(model, name)
+            mask = self.feature_mask(layer)
+            if self.site is Site.MLP_POST:  # freeze act(gate) at its clean value, scale the neurons live
+                out.append((name, scoped(SadiFrozen(clean[name], torch.ones(mask.shape)), positions, model)))
+                if bool(mask.any()):
+                    out.append((hook_name(layer, self.site), scoped(SadiEdit(mask, delta), positions, model)))
+            else:
+                out.append((name, scoped(SadiFrozen(clean[name], sadi_scale(mask, delta)), positions, model)))
         return out
 
     def with_strength(self, strength: float) -> Sadi:
@@ -142,10 +243,15 @@ class Sadi(Described):
     @classmethod
     def from_activations(
         cls, positive: dict[str, Tensor], negative: dict[str, Tensor], k: int, strength: float = 1.0,
-        select: Select = "top",
+        select: Select = "top", neuron_act: str | None = None,
     ) -> Sadi:
-        """Fit from last-token activations ``{hook_name: (n, *feature)}`` of one site over several layers."""
-        pos, neg = positive, negative
+        """Fit from last-token activations ``{hook_name: (n, *feature)}`` of one site over several layers.
+
+        Neurons ranked as the reference ranks them: pass ``blocks.L.mlp.hook_pre`` activations (the gate's
+        pre-activation) with ``neuron_act`` (``model.cfg.act_fn``); the scores are then those of ``act(hook_pre)`` and
+        the fitted method edits ``blocks.L.mlp.hook_post``.
+        """
+        pos, neg = _as_neurons(positive, neuron_act), _as_neurons(negative, neuron_act)
         if not pos or set(pos) != set(neg):
             raise SteeringError(
                 f"positive and negative must hold the same non-empty hook names, got {sorted(pos)} and {sorted(neg)}"
@@ -199,21 +305,58 @@ class Sadi(Described):
         select: Select = "top",
         batch_size: int = 8,
         progress: bool = False,
+        rank: str = "act_fn",
     ) -> Sadi:
-        """Collect last-token activations of ``contrast`` at ``site`` on ``layers`` (default all) and fit."""
+        """Collect last-token activations of ``contrast`` at ``site`` on ``layers`` (default all) and fit.
+
+        ``rank`` (neurons only): ``"act_fn"`` ranks on the activation function's output where the MLP is gated (the
+        reference), ``"post"`` on ``hook_post``."""
         site = parse_site(site)
         layers = list(range(model.cfg.n_layers)) if layers is None else [int(x) for x in layers]
-        names = [hook_name(lay, site) for lay in layers]
         feature_shape(model, site)  # validates the site against the model config
+        act = _neuron_act(model, site, rank)
+        names = [f"blocks.{lay}.mlp.hook_pre" if act else hook_name(lay, site) for lay in layers]
         pos = collect(model, list(contrast.positive), names, read="last", batch_size=batch_size, progress=progress)
         neg = collect(model, list(contrast.negative), names, read="last", batch_size=batch_size, progress=progress)
-        return cls.from_activations(pos.acts, neg.acts, k=k, strength=strength, select=select)
+        return cls.from_activations(pos.acts, neg.acts, k=k, strength=strength, select=select, neuron_act=act)
+
+
+_PRE = ".mlp.hook_pre"
+
+
+def _neuron_act(model: Any, site: Site, rank: str) -> str | None:
+    """The activation function to rank neurons on, or None to rank on the site's own activation."""
+    if rank not in ("act_fn", "post"):
+        raise SteeringError(f"SADI rank must be 'act_fn' (the reference) or 'post', got {rank!r}")
+    return gated_act_fn(model) if site is Site.MLP_POST and rank == "act_fn" else None
+
+
+def _as_neurons(acts: dict[str, Tensor], neuron_act: str | None) -> dict[str, Tensor]:
+    """``mlp.hook_pre`` activations -> ``act(pre)`` under the ``mlp.hook_post`` names; other names unchanged."""
+    pre = [n for n in acts if n.endswith(_PRE)]
+    if not pre:
+        return acts
+    if neuron_act is None:
+        raise SteeringError(
+            f"SADI got {pre[0]!r} (the gate's pre-activation) but no neuron_act to turn it into the activation "
+            "function's output; pass neuron_act=model.cfg.act_fn or fit on blocks.L.mlp.hook_post"
+        )
+    if len(pre) != len(acts):
+        raise SteeringError(f"SADI: mlp.hook_pre activations cannot be mixed with other hooks, got {sorted(acts)}")
+    return {n[: -len(_PRE)] + ".mlp.hook_post": neuron_activation(v, neuron_act) for n, v in acts.items()}
 
 
 def _reads(model: Any, opts: FitOptions) -> list[str]:
     site = parse_site(opts.site or Site.Z)
     feature_shape(model, site)
+    if _neuron_act(model, site, opts.extra.get("rank", "act_fn")):
+        return [f"blocks.{layer}{_PRE}" for layer in range(model.cfg.n_layers)]
     return [hook_name(layer, site) for layer in range(model.cfg.n_layers)]
+
+
+def _fit(positive: Any, negative: Any, opts: FitOptions) -> Sadi:
+    extra = {k: v for k, v in opts.extra.items() if k != "rank"}
+    return Sadi.from_activations(pooled(positive), pooled(negative), k=opts.k or 8, neuron_act=opts.neuron_act, **extra)
 
 
 SPEC = MethodSpec(
@@ -221,12 +364,12 @@ SPEC = MethodSpec(
     summary="SADI: a + s*(M ⊙ a), M = global top-K heads/neurons/units by mean difference (input-adaptive)",
     cls=Sadi,
     reads=_reads,
-    fit=lambda positive, negative, opts: Sadi.from_activations(
-        pooled(positive), pooled(negative), k=opts.k or 8, **opts.extra
-    ),
+    fit=_fit,
     strength="s is delta (the reference's scale is 1 + delta)",
     default_positions="last_prompt",
-    grid=(1.0, 2.0, 4.0, 8.0),
+    grid=(4.0, 9.0, 19.0, 39.0, 79.0),
     options=(FitOption("select", str, "rank elements by signed score (top), its negation (bottom) or |score| (abs)",
-                       ("top", "bottom", "abs")),),
+                       ("top", "bottom", "abs")),
+             FitOption("rank", str, "neurons: rank on the MLP activation function's output (act_fn, the reference) "
+                       "or on hook_post (post)", ("act_fn", "post"))),
 )
