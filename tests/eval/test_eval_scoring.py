@@ -156,3 +156,46 @@ def test_choice_scores_get():
     assert s.get("none") == (-2.0, -6.0)
     assert s.get("token") == (-2.0, -2.0)
     assert s.get("char") == (-0.5, -3.0)
+
+
+ONE_TOKEN = [  # one-token choices for the tiny models' character-level tokenizer
+    MCItem("Q: Is the sky blue?\nAnswer:", ("Y", "N"), (1, 0)),
+    MCItem("A much longer context, which forces left padding of the other rows in the batch. Answer:", ("A", "B"), (0, 1)),
+    MCItem("Pick one:", ("A", "B", "C", "D"), (0, 0, 1, 0)),
+]
+
+
+def test_score_last_token_equals_full_scoring_for_last_prompt_edits(tiny_hf):
+    from tl_steer.eval.scoring import score_last_token
+    from tl_steer.methods.sadi import Sadi
+    from tl_steer.pairs import ContrastSet
+
+    cs = ContrastSet("x", ("good kind text", "a lovely day"), ("bad cruel text", "an awful day"))
+    sadi = Sadi.from_contrast(tiny_hf, cs, site="z", k=3, strength=4.0)
+    vec = torch.randn(tiny_hf.cfg.d_model, generator=torch.Generator().manual_seed(3)) * 3
+    add = [("blocks.1.hook_resid_pre", scoped(lambda a, hook: a + vec, Positions.LAST_PROMPT, tiny_hf))]
+    configs = {"none": [], "sadi": sadi.hooks(tiny_hf), "add": add,
+               "reference": lambda clean: sadi.hooks(tiny_hf, mode="reference", clean=clean)}
+    fast = score_last_token(tiny_hf, ONE_TOKEN, configs, batch_size=2, clean_names=sadi.clean_names())
+    for name in ("none", "sadi", "add"):
+        slow = score_items(tiny_hf, ONE_TOKEN, configs[name], batch_size=3)
+        for f, s in zip(fast[name], slow, strict=True):
+            assert f.logprob == pytest.approx(s.logprob, abs=1e-4) and f.greedy[0] == s.greedy[0]
+    # reference mode: the same as a full forward with clean values from an unsteered run of each context
+    for it, got in zip(ONE_TOKEN, fast["reference"], strict=True):
+        ctx, _ = encode(tiny_hf, it.prompt, it.choices[0])
+        _, cache = tiny_hf.run_with_cache(torch.tensor([ctx]), names_filter=sadi.clean_names())
+        clean = {n: cache[n][:, -1] for n in sadi.clean_names()}
+        want = score_items(tiny_hf, [it], sadi.hooks(tiny_hf, mode="reference", clean=clean), batch_size=1)[0]
+        assert got.logprob == pytest.approx(want.logprob, abs=1e-4)
+    assert fast["sadi"][0].logprob != pytest.approx(fast["none"][0].logprob, abs=1e-4)
+
+
+def test_score_last_token_refuses_hooks_that_edit_the_prefix(tiny_hf):
+    from tl_steer.eval.scoring import score_last_token
+
+    hooks = [("blocks.0.hook_resid_pre", scoped(lambda a, hook: a + 1, Positions.ALL, tiny_hf))]
+    with pytest.raises(SteeringError, match="only 'last_prompt' edits are exact"):
+        score_last_token(tiny_hf, ONE_TOKEN, {"all": hooks})
+    with pytest.raises(SteeringError, match="one-token choices"):
+        score_last_token(tiny_hf, [MCItem("Q:", ("a long answer", "b"), (1, 0))], {"none": []})

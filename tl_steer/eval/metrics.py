@@ -1,6 +1,8 @@
 """Metrics over scored items, with 95% intervals.
 
 * ``acc``: the top-scoring choice is a correct one (ties go to the first choice). Wilson score interval.
+* ``em`` (the SADI reference's tasks, ``sadi_*``): the greedy next token(s) after the prompt decode to the correct
+  answer word (:func:`tl_steer.eval.reference_prompts.reference_em`). Wilson interval.
 * ``acc_norm``: the same on length-normalised scores (per character of the continuation, as lm-eval).
 * ``mc1`` (TruthfulQA): among the ``mc1_targets`` choices, the true one scores highest. Wilson interval.
 * ``mc2`` (TruthfulQA): ``sum(p_true) / sum(p_all)`` with ``p = exp(summed logprob)``, averaged over questions.
@@ -140,11 +142,22 @@ def bbq_metrics(items: Sequence[MCItem], preds: Sequence[int]) -> dict[str, Esti
 _NORM_TASKS = ("openbookqa", "mmlu", "triviaqa", "copa", "storycloze", "winogrande", "boolq", "sst2")
 
 
+def em_hit(item: MCItem, s: ChoiceScores) -> bool:
+    """The SADI reference's metric: the greedy tokens at the correct answer's positions decode to that answer."""
+    from .reference_prompts import reference_em
+
+    if not s.greedy:
+        raise SteeringError("the em metric needs greedy decodings (ChoiceScores.greedy); score with score_items")
+    return reference_em(s.greedy[item.correct], item.choices[item.correct])
+
+
 def per_item(task: str, items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, list[float]]:
-    """Each item's contribution to every per-item metric (``acc``, ``acc_norm``, ``mc1``: 0/1; ``mc2``: in [0, 1]):
-    what paired comparisons between two conditions on the same items need."""
+    """Each item's contribution to every per-item metric (``acc``, ``acc_norm``, ``mc1``, ``em``: 0/1; ``mc2``: in
+    [0, 1]): what paired comparisons between two conditions on the same items need."""
     preds = predictions(scores)
     out = {"acc": [float(it.labels[p] == 1) for it, p in zip(items, preds, strict=True)]}
+    if task.startswith("sadi_"):
+        out["em"] = [float(em_hit(it, s)) for it, s in zip(items, scores, strict=True)]
     if task.startswith("truthfulqa"):
         out["mc1"] = [float(mc1_hit(it, s)) for it, s in zip(items, scores, strict=True)]
         out["mc2"] = [mc2_value(it, s) for it, s in zip(items, scores, strict=True)]
@@ -208,6 +221,8 @@ def compute_metrics(task: str, items: Sequence[MCItem], scores: Sequence[ChoiceS
         out["mc2"] = _mean_boot([mc2_value(it, s) for it, s in zip(items, scores, strict=True)])
     if task == "bbq":
         out.update(bbq_metrics(items, preds))
+    if task.startswith("sadi_"):
+        out["em"] = _proportion([em_hit(it, s) for it, s in zip(items, scores, strict=True)])
     if task in _NORM_TASKS:
         pn = predictions(scores, "char")
         out["acc_norm"] = _proportion([it.labels[p] == 1 for it, p in zip(items, pn, strict=True)])

@@ -29,7 +29,7 @@ Details:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,6 +50,9 @@ class ChoiceScores:
     logprob: tuple[float, ...]
     n_tokens: tuple[int, ...]
     n_chars: tuple[int, ...]
+    #: per choice, the decoded argmax tokens at its continuation's positions (what greedy decoding would say there,
+    #: given the choice's own earlier tokens): the SADI reference's exact-match metric reads it
+    greedy: tuple[str, ...] = ()
 
     def get(self, normalize: Normalize = "none") -> tuple[float, ...]:
         if normalize == "none":
@@ -170,6 +173,7 @@ def score_items(
     for r, (s, _) in enumerate(targets):
         by_seq.setdefault(s, []).append(r)
     result = [0.0] * len(targets)
+    greedy_ids: list[list[int]] = [[] for _ in targets]
     with steer(model, hooks or []):
         for batch in tqdm(_batches(seqs, order, batch_size, getattr(model.cfg, "n_ctx", None)), desc=desc,
                           disable=not progress, leave=False):
@@ -178,14 +182,17 @@ def score_items(
                 for r in by_seq[s]:
                     cont = targets[r][1]
                     idx = torch.tensor(cont, device=logp.device)
-                    result[r] = float(logp[row, torch.arange(len(cont), device=logp.device), idx].sum())
+                    rows = logp[row, : len(cont)]
+                    result[r] = float(rows[torch.arange(len(cont), device=logp.device), idx].sum())
+                    greedy_ids[r] = rows.argmax(-1).tolist()
     out: list[ChoiceScores] = []
     r = 0
     for item in items:
         n = len(item.choices)
         lps = tuple(result[r: r + n])
         ntok = tuple(len(targets[k][1]) for k in range(r, r + n))
-        out.append(ChoiceScores(lps, ntok, tuple(len(c.strip()) or 1 for c in item.choices)))
+        greedy = tuple(tok.decode(greedy_ids[k], skip_special_tokens=True) for k in range(r, r + n))
+        out.append(ChoiceScores(lps, ntok, tuple(len(c.strip()) or 1 for c in item.choices), greedy))
         r += n
     return out
 
@@ -200,3 +207,104 @@ def score_choices(
 ) -> list[tuple[float, ...]]:
     """Log-likelihood of each choice of each item (``normalize``: ``"none"`` sum, ``"token"`` or ``"char"`` mean)."""
     return [s.get(normalize) for s in score_items(model, items, hooks, batch_size, progress)]
+
+
+LastTokenConfig = HookList | Callable[[dict[str, torch.Tensor]], HookList]
+
+
+def _last_token_only(hooks: HookList, config: str) -> None:
+    from ..core import Positions, Scoped
+
+    for name, fn in hooks:
+        if not isinstance(fn, Scoped) or not set(fn.positions) <= {Positions.LAST_PROMPT}:
+            scope = "+".join(p.value for p in fn.positions) if isinstance(fn, Scoped) else "unscoped"
+            raise SteeringError(
+                f"score_last_token: config {config!r} has a hook at {name!r} with position scope {scope!r}; the "
+                "prefix is computed once without hooks, so only 'last_prompt' edits are exact here. Score it with "
+                "score_items instead"
+            )
+
+
+@torch.no_grad()
+def score_last_token(
+    model: Any,
+    items: Sequence[MCItem],
+    configs: dict[str, LastTokenConfig],
+    batch_size: int = 16,
+    bos: bool | None = None,
+    clean_names: Sequence[str] = (),
+    progress: bool = False,
+) -> dict[str, list[ChoiceScores]]:
+    """Score single-token choices under many hook configurations that edit only the last prompt token.
+
+    The prompt minus its last token is run once per batch without hooks and kept as a KV cache; each configuration
+    then runs only the last prompt token on that cache. Exact for hooks scoped to ``last_prompt`` (the positions
+    before it are never edited, so their keys and values are the unsteered ones); scores equal :func:`score_items`
+    up to float error (tested). A config is a hook list, or a function of the unsteered run's activations at the
+    last prompt token (``{name: (batch, *feature)}`` at ``clean_names``) that returns one (SADI's reference mode).
+    """
+    tok = model.tokenizer
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    encoded = []
+    for it in items:
+        if it.prompts is not None:
+            raise SteeringError("score_last_token needs one shared context per item (no per-choice prompts)")
+        conts = []
+        for c in it.choices:
+            ctx, cont = encode(model, it.prompt, c, bos)
+            if len(cont) != 1:
+                raise SteeringError(f"score_last_token scores one-token choices; {c!r} is {len(cont)} tokens")
+            conts.append(cont[0])
+        if len(ctx) < 2:
+            raise SteeringError(f"score_last_token needs contexts of at least 2 tokens, got {it.prompt!r}")
+        encoded.append((ctx, conts))
+    order = sorted(range(len(items)), key=lambda i: -len(encoded[i][0]))
+    out: dict[str, list[Any]] = {name: [None] * len(items) for name in configs}
+    device = getattr(model.cfg, "device", None) or "cpu"
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="score_last_token", disable=not progress, leave=False):
+        P = max(len(encoded[i][0]) for i in batch)
+        tokens = torch.full((len(batch), P), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), P), dtype=torch.long)
+        for r, i in enumerate(batch):
+            ctx = encoded[i][0]
+            tokens[r, P - len(ctx):] = torch.tensor(ctx)
+            mask[r, P - len(ctx):] = 1
+        tokens, mask = tokens.to(device), mask.to(device)
+        _, cache = model(tokens[:, :-1], attention_mask=mask[:, :-1], return_type="logits_and_cache")
+
+        clean: dict[str, torch.Tensor] = {}
+        if clean_names:
+            _last_logp(model, tokens, mask, cache, [(n, _Keep(clean, n)) for n in clean_names])
+        for name, config in configs.items():
+            hooks = config(clean) if callable(config) else config
+            _last_token_only(hooks, name)
+            logp = _last_logp(model, tokens, mask, cache, hooks)
+            top = logp.argmax(-1).tolist()
+            for r, i in enumerate(batch):
+                conts = encoded[i][1]
+                lps = tuple(float(logp[r, c]) for c in conts)
+                greedy = tok.decode([top[r]], skip_special_tokens=True)
+                out[name][i] = ChoiceScores(lps, (1,) * len(conts), tuple(len(c.strip()) or 1 for c in items[i].choices),
+                                            (greedy,) * len(conts))
+    return out
+
+
+@dataclass(frozen=True)
+class _Keep:
+    """A hook that stores the activation at the fed (last prompt) token under ``name`` and passes it through."""
+
+    store: dict[str, torch.Tensor]
+    name: str
+
+    def __call__(self, activation: torch.Tensor, hook: Any) -> torch.Tensor:
+        self.store[self.name] = activation[:, -1].detach().clone()
+        return activation
+
+
+def _last_logp(model: Any, tokens: torch.Tensor, mask: torch.Tensor, cache: Any, hooks: HookList) -> torch.Tensor:
+    """Log-probs after the last prompt token, fed alone on the cache of the rest (the cache is cropped back)."""
+    with steer(model, hooks), tracker_for(model).prompt_length(1):
+        logits = model(tokens[:, -1:], attention_mask=mask, past_key_values=cache, return_type="logits")
+    cache.crop(-1)  # drop the token just added (negative: a count, in every transformers version)
+    return logits[:, -1].float().log_softmax(-1)

@@ -403,6 +403,15 @@ TASKS: dict[str, TaskSpec] = {
     ]
 }
 
+def _register_reference_prompts() -> None:
+    from .reference_prompts import SADI_TASKS
+
+    for name, pool, loader, description in SADI_TASKS:
+        TASKS[name] = TaskSpec(name, pool, loader, "em", "", name, description)
+
+
+_register_reference_prompts()
+
 #: the three MAT-Steer attributes and the task that evaluates each
 MAT_STEER_TASKS = ("truthfulqa_mc2", "toxigen", "bbq")
 

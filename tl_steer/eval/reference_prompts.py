@@ -1,0 +1,162 @@
+"""The SADI reference's zero-shot prompts (github.com/weixuan-wang123/SADI, ``load_dataset.py`` at HEAD d7fedf0).
+
+Each task asks for a one-word answer (a letter, ``Positive``/``Negative``, ``Yes``/``No``) after the prompt; the
+choices here are that word with a leading space, since the reference scores ``f"{prompt} {answer}"``. The items
+are the same rows as the harness's own task of the same data (same pool, so the same stored train/val/test split).
+
+Two metrics (:func:`reference_em` and the log-likelihood ``acc``):
+
+* ``em`` (the reference's): feed ``prompt + " " + correct answer``, take the argmax token at each answer position,
+  decode, strip punctuation and case, and compare with the answer (its ``evalone``). With a one-token answer this
+  is "the greedy next token is the answer": a choice the model ranks first among the options still counts as wrong
+  when another token ("The", "\\n") beats it.
+* ``acc``: the usual log-likelihood multiple choice among the task's options.
+
+Differences from the reference data (the data here has no train splits; see ``../shared/data/README.md``):
+
+* COPA: the 100 labelled SuperGLUE val items (the reference uses 1,500 XCOPA train rows for pairs and the XCOPA
+  test set); StoryCloze: the 2016 test release (the reference splits the 2016 val release 20/80); BoolQ: the dev
+  set; WinoGrande: the 1.1 dev set, whose sentence and options are rebuilt from lm-eval's partial-scoring form (the
+  options are what follows the two contexts' longest common prefix, backed off to a word boundary); MMLU: all
+  subjects' test rows (the reference evaluates on the rows it drew pairs from: its ``test_data = train_data``).
+* NLI (XNLI) is not in ``../shared/data``, so that task is absent.
+* Pairs: the reference draws a wrong MMLU letter with an unseeded ``random.choice``; here it is seeded.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import SteeringError
+from ..pairs import ContrastSet
+from .tasks import MMLU_COLS, MCItem, _csv_rows, _path, _rows
+
+_PUNCT = [".</s>", ".\n", ".", ";", "!", ",", "?", "\n", "</s>", "<pad>"]
+
+
+def normalize_answer(text: str) -> str:
+    """The reference's ``evalone`` normalisation: strip, drop punctuation and newlines, lower-case."""
+    out = text.strip()
+    for p in _PUNCT:
+        out = out.replace(p, "")
+    return out.lower()
+
+
+def reference_em(predicted: str, answer: str) -> bool:
+    """The reference's exact match of a decoded greedy answer against the gold answer word."""
+    return normalize_answer(predicted) == answer.strip().lower()
+
+
+def _ab(prompt: str, correct: int, meta: dict[str, Any], letters: str = "AB") -> MCItem:
+    return MCItem(prompt, tuple(" " + x for x in letters), tuple(int(i == correct) for i in range(len(letters))), meta)
+
+
+def load_copa(data_dir: str | Path | None = None) -> list[MCItem]:
+    items = []
+    for r in _rows("json", _path(data_dir, "copa", "val.jsonl")):
+        prompt = (f"Question:\n{r['premise'].strip()} Based on the previous passage, choose the most reasonable "
+                  f"{r['question']}.\nA:{r['choice1'].strip()}\nB:{r['choice2'].strip()}\n\nAnswer:\n")
+        items.append(_ab(prompt, int(r["label"]), {"id": r["idx"]}))
+    return items
+
+
+def load_storycloze(data_dir: str | Path | None = None) -> list[MCItem]:
+    cols = ["InputStoryid", *[f"InputSentence{i}" for i in range(1, 5)], "RandomFifthSentenceQuiz1",
+            "RandomFifthSentenceQuiz2", "AnswerRightEnding"]
+    items = []
+    for r in _csv_rows(_path(data_dir, "storycloze", "cloze_test_test__spring2016.csv"), cols):
+        story = " ".join(r[f"InputSentence{i}"].strip() for i in range(1, 5))
+        prompt = (f"{story}\nQuestion: What is a possible continuation for the story given the following options?\n"
+                  f"A: {r['RandomFifthSentenceQuiz1'].strip()} B: {r['RandomFifthSentenceQuiz2'].strip()}\nAnswer:")
+        items.append(_ab(prompt, int(r["AnswerRightEnding"]) - 1, {"id": r["InputStoryid"]}))
+    return items
+
+
+def load_sst2(data_dir: str | Path | None = None) -> list[MCItem]:
+    rows = _csv_rows(_path(data_dir, "sst2", "dev.tsv"), ["text", "label"], sep="\t", quoting=3)
+    items = []
+    for k, r in enumerate(rows):
+        prompt = ("Consider the sentiment expression in this sentence and respond briefly with 'positive' or "
+                  f"'negative'.\n\n{r['text'].strip()}\n\nAnswer:")
+        pos = int(r["label"]) == 1
+        items.append(MCItem(prompt, (" Positive", " Negative"), (int(pos), int(not pos)), {"id": k}))
+    return items
+
+
+def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
+    items = []
+    for r in _rows("json", _path(data_dir, "boolq", "val.jsonl")):
+        yes = str(r["label"]).lower() == "true"
+        prompt = ("Is the answer to the question encapsulated in the passage? Please confirm with 'yes' or 'no'.\n\n"
+                  f"Passage: {r['passage'].strip()}\n\nQuestion: {r['question'].strip()}\n\nAnswer:")
+        items.append(MCItem(prompt, (" Yes", " No"), (int(yes), int(not yes)), {"id": r["idx"]}))
+    return items
+
+
+def load_mmlu(data_dir: str | Path | None = None) -> list[MCItem]:
+    test_dir = _path(data_dir, "mmlu", "test")
+    items = []
+    for sub in sorted(p.name[: -len("_test.csv")] for p in test_dir.glob("*_test.csv")):
+        for k, r in enumerate(_csv_rows(test_dir / f"{sub}_test.csv", MMLU_COLS)):
+            prompt = (f"Question: {r['question']}\nWhich of the following answers is correct?\n"
+                      + "".join(f"{L}. {r[f'choice{i}']}\n" for i, L in enumerate("ABCD"))
+                      + "State the letter corresponding to the correct answer.\nAnswer:")
+            items.append(_ab(prompt, int(r["answer"]), {"id": f"{sub}-{k}", "subject": sub}, "ABCD"))
+    return items
+
+
+def _winogrande_options(contexts: Sequence[str]) -> tuple[str, str, str]:
+    """(text before the blank, option 1, option 2) from two contexts that differ only in the filled option."""
+    a, b = contexts
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    n = a.rfind(" ", 0, n) + 1  # back off to a word boundary ("the b|lanket" / "the b|ed" -> "the blanket" / "the bed")
+    return a[:n], a[n:], b[n:]
+
+
+def load_winogrande(data_dir: str | Path | None = None) -> list[MCItem]:
+    rows = _rows("json", _path(data_dir, "winogrande", "dev_llmfoundry_partial_eval.jsonl"))
+    with open(_path(data_dir, "winogrande", "dev-labels.lst"), encoding="utf-8") as f:
+        gold = [int(line) - 1 for line in f if line.strip()]
+    if len(gold) != len(rows):
+        raise SteeringError(f"winogrande: {len(rows)} items but {len(gold)} labels in dev-labels.lst")
+    items = []
+    for k, (r, g) in enumerate(zip(rows, gold, strict=True)):
+        head, o1, o2 = _winogrande_options(r["context_options"])
+        sentence = re.sub(r"\s+", " ", f"{head}_ {r['continuation'].strip()}")
+        prompt = f"Please fill in the blanks. Write A or B as the answer.\n\nSentence: {sentence}\nA. {o1}\nB. {o2}\nAnswer:"
+        items.append(_ab(prompt, g, {"id": k}))
+    return items
+
+
+def reference_pairs(name: str, items: Sequence[MCItem], max_pairs: int | None = None, seed: int = 0) -> ContrastSet:
+    """Contrast pairs as the reference builds them: ``f"{prompt.strip()} {correct}"`` vs the same prompt with a
+    wrong answer (for four options a seeded random wrong letter), one pair per item, the first ``max_pairs``."""
+    rng = random.Random(seed)
+    pos, neg, ids = [], [], []
+    for i, it in enumerate(items[:max_pairs] if max_pairs else items):
+        wrong = [j for j, lab in enumerate(it.labels) if lab == 0]
+        w = wrong[0] if len(wrong) == 1 else rng.choice(wrong)
+        head = it.prompt.strip()
+        pos.append(f"{head} {it.choices[it.correct].strip()}")
+        neg.append(f"{head} {it.choices[w].strip()}")
+        ids.append(it.meta.get("id", i))
+    if not pos:
+        raise SteeringError(f"no items to build {name!r} pairs from")
+    return ContrastSet(name, tuple(pos), tuple(neg), (tuple(ids), tuple(ids)))
+
+
+#: (task name, pool, loader, description) of the SADI reference's zero-shot tasks
+SADI_TASKS = (
+    ("sadi_copa", "copa", load_copa, "COPA with the SADI reference's letter prompt"),
+    ("sadi_storycloze", "storycloze", load_storycloze, "Story Cloze with the SADI reference's letter prompt"),
+    ("sadi_sst2", "sst2", load_sst2, "SST-2 with the SADI reference's Positive/Negative prompt"),
+    ("sadi_boolq", "boolq", load_boolq, "BoolQ with the SADI reference's Yes/No prompt"),
+    ("sadi_mmlu", "mmlu", load_mmlu, "MMLU with the SADI reference's letter prompt (zero-shot)"),
+    ("sadi_winogrande", "winogrande", load_winogrande, "WinoGrande with the SADI reference's letter prompt"),
+)
