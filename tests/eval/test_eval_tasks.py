@@ -10,6 +10,8 @@ from tl_steer.eval.tasks import TASKS, get_task, load_task
 SIZES = {
     "truthfulqa_mc1": 817, "truthfulqa_mc2": 817, "toxigen": 6514, "bbq": 11956, "copa": 100, "sst2": 872,
     "boolq": 3270, "storycloze": 1871, "winogrande": 1267, "openbookqa": 500, "mmlu": 14042, "mmlu_letter": 14042, "triviaqa": 3610,
+    "sadi_copa": 100, "sadi_sst2": 872, "sadi_boolq": 3270, "sadi_storycloze": 1871, "sadi_winogrande": 1267,
+    "sadi_mmlu": 14042,
 }
 
 
@@ -21,6 +23,25 @@ def test_task_loads_with_documented_size(name, data_dir):
     for it in items[:50]:
         assert all(c and c[0] == " " for c in it.choices), f"{name}: continuations start with a space"
         assert sum(it.labels) >= 1
+
+
+@pytest.mark.data
+def test_reference_prompts_are_the_same_items_as_the_harness_tasks(data_dir):
+    """The sadi_* tasks share their pools (and so their splits) with the harness's own tasks: same rows, same labels."""
+    for name in ("copa", "sst2", "boolq", "storycloze", "winogrande", "mmlu"):
+        ours, ref = load_task(name, data_dir), load_task(f"sadi_{name}", data_dir)
+        assert get_task(f"sadi_{name}").pool == get_task(name).pool
+        if name in ("sst2", "boolq"):  # verbalisers: the correct word is the same
+            assert [it.choices[it.correct].lower() for it in ours] == [it.choices[it.correct].lower() for it in ref]
+        else:  # letters in the order of the options
+            assert [it.correct for it in ours] == [it.correct for it in ref]
+        assert [it.meta["id"] for it in ours] == [it.meta["id"] for it in ref]
+    copa = load_task("sadi_copa", data_dir)[0]
+    assert copa.prompt.startswith("Question:\n") and copa.prompt.endswith("\n\nAnswer:\n") and copa.choices == (" A", " B")
+    sst = load_task("sadi_sst2", data_dir)[0]
+    assert sst.choices == (" Positive", " Negative") and "respond briefly with 'positive' or 'negative'" in sst.prompt
+    wino = load_task("sadi_winogrande", data_dir)[0]
+    assert "Sentence: " in wino.prompt and " _ " in wino.prompt and wino.prompt.endswith("\nAnswer:")
 
 
 @pytest.mark.data
