@@ -86,10 +86,17 @@ def test_composes_with_activation_patching(smollm2, sentiment_vector):
 
 @pytest.mark.slow
 def test_the_readme_demo_runs(smollm2, capsys, monkeypatch):
-    """The README's first command ends in `python -m tl_steer.demo`: it must run and steer."""
+    """The README's first command ends in `python -m tl_steer.demo`: it must run and show all three methods steering:
+    the mean-difference vector, MAT-Steer's per-token gates and SADI's heads."""
     from tl_steer import demo, models
 
     monkeypatch.setattr(models, "load", lambda *a, **k: smollm2)
-    rows = demo.run(tokens=6)
+    out = demo.run(tokens=6)
+    rows = out["mean_diff"]
     assert len(rows) == len(demo.PROMPTS) and any(plain != steered for plain, steered, _ in rows)
-    assert "unsteered" in capsys.readouterr().out
+    gates = out["mat_steer"]["gates"]
+    assert {a for _, a, _ in gates} == {"sentiment", "politeness"} and any(on for _, _, on in gates)
+    heads = out["sadi"]["heads"]
+    assert len(heads) == 4 and all(0 <= layer < smollm2.cfg.n_layers and 0 <= h < smollm2.cfg.n_heads for layer, h in heads)
+    printed = capsys.readouterr().out
+    assert "unsteered" in printed and "MAT-Steer" in printed and "gate > 0.5 on" in printed and "SADI: heads picked" in printed

@@ -2,7 +2,7 @@
 
 Steering methods are HookPoint-compatible hook factories: every fitted method has
 ``hooks(model, positions=..., strength=...)``, which returns TL's own ``[(hook_name, fn), ...]`` list for
-``run_with_hooks``, ``with model.hooks(...)``, ``run_with_cache``, ``generate`` (inside :func:`steer`) and
+``run_with_hooks``, ``with model.hooks(...)``, ``run_with_cache``, ``generate`` (inside [`steer()`][tl_steer.core.steer]) and
 ``transformer_lens.patching``. ``import tl_steer as ts`` is all a notebook needs::
 
     model = ts.load("smollm2-135m-instruct")

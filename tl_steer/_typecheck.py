@@ -1,8 +1,8 @@
 """Runtime shape checking switch.
 
 Every public tensor function carries jaxtyping annotations (``Float[Tensor, "batch pos d_model"]``). Decorate it
-with :func:`typed`: when the environment variable ``TL_STEER_TYPECHECK=1`` is set at import time (the test suite
-sets it) the annotations are checked by beartype through ``jaxtyping.jaxtyped``; otherwise :func:`typed` returns the
+with [`typed()`][tl_steer._typecheck.typed]: when the environment variable ``TL_STEER_TYPECHECK=1`` is set at import time (the test suite
+sets it) the annotations are checked by beartype through ``jaxtyping.jaxtyped``; otherwise [`typed()`][tl_steer._typecheck.typed] returns the
 function unchanged, so hooks cost nothing extra in a forward pass.
 """
 

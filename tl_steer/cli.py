@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._types import TransformerBridge
 from .errors import SteeringError
 
 
 def load_model(name: str, device: str | None = None) -> Any:
+    """The model a CLI run names: a registered name, a GGUF/folder path, or ``tiny``/``tiny-hf`` (test models)."""
     from . import models
 
     if device is not None:
@@ -99,7 +101,7 @@ def _fit_opts(args: argparse.Namespace, method: str) -> Any:
                       progress=not args.quiet, extra=flags)
 
 
-def _fit(args: argparse.Namespace, model: Any, method: str, tasks: Sequence[str]) -> Any:
+def _fit(args: argparse.Namespace, model: TransformerBridge, method: str, tasks: Sequence[str]) -> Any:
     import time
 
     from .eval import steering
@@ -118,6 +120,7 @@ def _fit(args: argparse.Namespace, model: Any, method: str, tasks: Sequence[str]
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    """``tl-steer fit``: fit a method on task contrast sets and save it."""
     from . import io
     from .eval.steering import parse_method
 
@@ -133,6 +136,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """``tl-steer eval``: score tasks with or without a (fitted or loaded) method."""
     from .eval import steering
     from .eval.report import read_results, write_json, write_markdown
     from .eval.run import evaluate
@@ -174,6 +178,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    """``tl-steer table``: a markdown table (and plot) of saved result files."""
     from .eval.report import markdown_table, plot, read_results, write_markdown
 
     results = read_results(args.results)
@@ -185,6 +190,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_splits(args: argparse.Namespace) -> int:
+    """``tl-steer splits``: write the stored train/val/test index files."""
     from .eval.splits import split_path, write_split
     from .eval.tasks import TASKS, load_task
 
@@ -234,6 +240,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tl-steer`` argument parser (its help text lists every flag with an example)."""
     from . import __version__, registry
     from .eval.steering import BASELINES, conditions
     from .eval.tasks import TASKS

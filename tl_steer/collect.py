@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from jaxtyping import Bool
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ._types import TransformerBridge
 from .core import HookList, steer
 from .errors import SteeringError
 from .sites import validate_hook_name
@@ -48,7 +49,7 @@ def _layer(name: str) -> int | None:
     return None
 
 
-def tokenize_left(model: Any, texts: Sequence[str], prepend_bos: bool | None = None) -> tuple[Tensor, Tensor]:
+def tokenize_left(model: TransformerBridge, texts: Sequence[str], prepend_bos: bool | None = None) -> tuple[Tensor, Tensor]:
     """Left-padded tokens and their attention mask (1 = real token)."""
     from transformer_lens.utilities import get_attention_mask
 
@@ -78,7 +79,7 @@ def _select(act: Tensor, mask: Tensor, read: ReadSpec) -> Tensor:
 
 @torch.no_grad()
 def collect(
-    model: Any,
+    model: TransformerBridge,
     texts: Sequence[str],
     hook_names: Sequence[str] | str,
     read: ReadSpec = "last",
@@ -90,10 +91,23 @@ def collect(
 ) -> Collection:
     """Run ``texts`` through ``model`` and return the activations at ``hook_names`` (on CPU).
 
-    ``read`` says where in each text they are read: ``"last"`` token, ``"mean"`` over its tokens, a negative index
-    from the end, or ``"all"`` tokens (left-padded, with a mask).
+    Batched and left-padded; only the layers up to the deepest requested hook are run.
 
-    ``hooks`` (a TL hook list) are active during collection, e.g. to read activations of a steered model.
+    Args:
+        model: the ``TransformerBridge`` to read.
+        texts: the texts, one activation row each.
+        hook_names: TL hook names (``tl_steer.sites.hook_name(layer, site)`` builds them).
+        read: where in each text: ``"last"`` token, ``"mean"`` over its tokens, a negative index from the end,
+            or ``"all"`` tokens (left-padded, with a mask).
+        batch_size: texts per forward.
+        prepend_bos: TL's BOS rule (default the model's).
+        hooks: a TL hook list active while reading, e.g. to read a steered model.
+        progress: show a progress bar.
+        dtype: the returned dtype (``None`` keeps the model's).
+
+    Returns:
+        A [`Collection`][tl_steer.collect.Collection]: ``.acts[name]`` is ``(n_texts, *feature)`` (or
+        ``(n_texts, pos, *feature)`` with ``read="all"``).
     """
     if isinstance(hook_names, str):
         hook_names = [hook_names]

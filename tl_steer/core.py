@@ -6,12 +6,12 @@ tensor, never edit ``activation`` in place (TL caches share memory with it), and
 
 Placement is data: methods return TL's own hook list ``[(hook_name, fn), ...]``, which goes straight into
 ``model.run_with_hooks(x, fwd_hooks=...)``, ``with model.hooks(fwd_hooks=...)``, ``run_with_cache`` or
-:func:`steer`.
+[`steer()`][tl_steer.core.steer].
 
 **Position scopes.** A hook only sees ``(batch, pos, ...)``. Which of those positions are prompt tokens, generated
 tokens, padding, or the last prompt token depends on the forward pass: with the KV cache every decode step sees
 ``pos == 1``; without it every step recomputes the whole sequence; left padding shifts the prompt. A
-:class:`PositionTracker` (a passive ``torch`` forward pre-hook on ``model.original_model``, not a TL hook) records, per
+[`PositionTracker`][tl_steer.core.PositionTracker] (a passive ``torch`` forward pre-hook on ``model.original_model``, not a TL hook) records, per
 forward, how many tokens are already cached, the attention mask, and the prompt length of the current generation, so
 that a scoped hook edits exactly the same tokens whether the batch is padded or not and whether the KV cache is on
 or off. The rules:
@@ -23,7 +23,7 @@ or off. The rules:
   them the same input is an independent new prompt: two calls ``model("a")``, ``model("aa")`` are not a generation.
 * Anything else starts a new prompt: its length is the prompt length.
 
-While tracking is on (:func:`tracking`, :func:`steer`), the bridge's ``forward``, ``generate`` and ``hf_generate``
+While tracking is on ([`tracking()`][tl_steer.core.tracking], [`steer()`][tl_steer.core.steer]), the bridge's ``forward``, ``generate`` and ``hf_generate``
 are wrapped on the instance (removed on exit): the forward wrapper records each row's real length when TL pads a
 list of strings on the right, which it does without an attention mask.
 
@@ -48,6 +48,7 @@ import torch
 from jaxtyping import Bool
 from torch import Tensor
 
+from ._types import TransformerBridge
 from .errors import ScopeError, SteeringError
 from .sites import validate_hook_name
 
@@ -76,6 +77,7 @@ class Positions(StrEnum):
 
 
 def parse_positions(positions: Positions | str) -> Positions:
+    """One position scope from a [`Positions`][tl_steer.core.Positions] or its name (``"last_prompt"``)."""
     try:
         return Positions(positions)
     except ValueError:
@@ -127,10 +129,11 @@ class ForwardInfo:
     _keep: dict[tuple[tuple[Positions, ...], torch.device], Tensor] = field(default_factory=dict, repr=False)
 
     def positions(self, device: torch.device) -> Tensor:
+        """Absolute positions of this forward's tokens: ``past .. past + n_new - 1``."""
         return torch.arange(self.past, self.past + self.n_new, device=device)
 
     def keep(self, scopes: tuple[Positions, ...], device: torch.device) -> Bool[Tensor, "batch n_new"]:
-        """Union of :meth:`select` over ``scopes``, computed once per forward and device."""
+        """Union of [`tl_steer.core.ForwardInfo.select()`][tl_steer.core.ForwardInfo.select] over ``scopes``, computed once per forward and device."""
         key = (scopes, torch.device(device))
         out = self._keep.get(key)
         if out is None:
@@ -141,6 +144,7 @@ class ForwardInfo:
         return out
 
     def select(self, scope: Positions, device: torch.device) -> Bool[Tensor, "batch n_new"]:
+        """Which of this forward's ``(batch, n_new)`` tokens belong to one position scope (padding never does)."""
         pos = self.positions(device)[None, :]
         mask = self.mask.to(device)
         if scope is Positions.ALL:
@@ -168,7 +172,7 @@ class PositionTracker:
         self._total = 0
         self._handle: Any = None
         self._depth = 0
-        self._model: Any = None
+        self._model: TransformerBridge | None = None
         self._lengths: Tensor | None = None  # real lengths of a right-padded list input, set by the forward wrapper
         self._generating = False  # inside generate(): only there may an uncached forward continue the last one
         self._prompt_override: int | None = None
@@ -195,6 +199,7 @@ class PositionTracker:
             self.reset()
 
     def reset(self) -> None:
+        """Forget the last forward (the next one starts a new prompt)."""
         self.info, self._tokens, self._cache_ref, self._total = None, None, None, 0
 
     def _pre_hook(self, module: Any, args: tuple, kwargs: dict) -> None:
@@ -254,7 +259,7 @@ class PositionTracker:
         self._tokens = ids.detach().clone() if (ids is not None and cache is None) else None
 
     @staticmethod
-    def _target(model: Any) -> torch.nn.Module:
+    def _target(model: TransformerBridge) -> torch.nn.Module:
         target = getattr(model, "original_model", None)
         if not isinstance(target, torch.nn.Module):
             raise SteeringError(
@@ -265,11 +270,11 @@ class PositionTracker:
 
     @property
     def active(self) -> bool:
-        """Whether a :func:`tracking` (or :func:`steer`) block is attached."""
+        """Whether a [`tracking()`][tl_steer.core.tracking] (or [`steer()`][tl_steer.core.steer]) block is attached."""
         return self._handle is not None
 
-    def attach(self, model: Any) -> None:
-        """Attach (nested calls count; each needs one :meth:`release`).
+    def attach(self, model: TransformerBridge) -> None:
+        """Attach (nested calls count; each needs one [`tl_steer.core.PositionTracker.release()`][tl_steer.core.PositionTracker.release]).
 
         Two things are attached while tracking is on: a forward pre-hook on ``model.original_model`` (cache offset,
         mask, prompt length) and a wrapper around the bridge's own ``forward`` that records each row's real length
@@ -287,7 +292,7 @@ class PositionTracker:
         self._depth += 1
 
     def release(self) -> None:
-        """Undo one :meth:`attach`; the last one removes everything attached and forgets the last forward."""
+        """Undo one [`tl_steer.core.PositionTracker.attach()`][tl_steer.core.PositionTracker.attach]; the last one removes everything attached and forgets the last forward."""
         self._depth = max(0, self._depth - 1)
         if self._depth == 0 and self._handle is not None:
             self._handle.remove()
@@ -299,7 +304,7 @@ class PositionTracker:
             self._model = None
         self.reset()
 
-    def _wrap_forward(self, model: Any, forward: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_forward(self, model: TransformerBridge, forward: Callable[..., Any]) -> Callable[..., Any]:
         def tracked_forward(*args: Any, **kwargs: Any) -> Any:
             self._lengths = self._right_padded_lengths(model, args, kwargs)
             try:
@@ -323,7 +328,7 @@ class PositionTracker:
         return tracked_generate
 
     @staticmethod
-    def _right_padded_lengths(model: Any, args: tuple, kwargs: dict) -> Tensor | None:
+    def _right_padded_lengths(model: TransformerBridge, args: tuple, kwargs: dict) -> Tensor | None:
         """Each row's token count when ``forward`` gets a list of strings that TL pads on the right, else None."""
         text = args[0] if args else kwargs.get("input")
         if not isinstance(text, (list, tuple)) or len(text) < 2 or not all(isinstance(t, str) for t in text):
@@ -340,8 +345,8 @@ class PositionTracker:
 _TRACKERS: weakref.WeakKeyDictionary[Any, PositionTracker] = weakref.WeakKeyDictionary()
 
 
-def tracker_for(model: Any) -> PositionTracker:
-    """The model's :class:`PositionTracker` (created on first use, never attached here: see :func:`tracking`)."""
+def tracker_for(model: TransformerBridge) -> PositionTracker:
+    """The model's [`PositionTracker`][tl_steer.core.PositionTracker] (created on first use, never attached here: see [`tracking()`][tl_steer.core.tracking])."""
     tracker = _TRACKERS.get(model)
     if tracker is None:
         PositionTracker._target(model)  # refuse models without original_model early
@@ -350,10 +355,10 @@ def tracker_for(model: Any) -> PositionTracker:
 
 
 @contextmanager
-def tracking(model: Any) -> Iterator[PositionTracker]:
+def tracking(model: TransformerBridge) -> Iterator[PositionTracker]:
     """Track positions on ``model`` for the duration of a ``with`` block (nestable, removed on exceptions too).
 
-    :func:`steer` does this for you. Use it directly around raw TL calls whose hooks use a position scope other than
+    [`steer()`][tl_steer.core.steer] does this for you. Use it directly around raw TL calls whose hooks use a position scope other than
     ``"all"``::
 
         with tl_steer.tracking(model):
@@ -372,9 +377,9 @@ class Scoped:
     """Apply ``fn`` only at the union of the position scopes ``positions``; elsewhere the activation passes through.
 
     ``fn`` runs once per call; positions in several scopes of the union are edited once. A scoped hook is bound to
-    the model it was built for (``tracker``) and reads that model's position tracker, which :func:`steer` or
-    :func:`tracking` attach. Without tracking, ``"all"`` edits every position (padding included, harmless under
-    the attention mask) and any other scope raises :class:`~tl_steer.errors.ScopeError`.
+    the model it was built for (``tracker``) and reads that model's position tracker, which [`steer()`][tl_steer.core.steer] or
+    [`tracking()`][tl_steer.core.tracking] attach. Without tracking, ``"all"`` edits every position (padding included, harmless under
+    the attention mask) and any other scope raises [`ScopeError`][tl_steer.errors.ScopeError].
     """
 
     fn: HookFn
@@ -421,10 +426,10 @@ class Scoped:
         )
 
 
-def scoped(fn: HookFn, positions: PositionSpec = Positions.ALL, model: Any = None) -> HookFn:
+def scoped(fn: HookFn, positions: PositionSpec = Positions.ALL, model: TransformerBridge | None = None) -> HookFn:
     """Wrap a hook so it edits only ``positions``: one scope or a union such as ``"last_prompt+generated"``.
 
-    Pure: building a scoped hook attaches nothing to ``model`` (see :func:`tracking`). ``"all"`` still skips
+    Pure: building a scoped hook attaches nothing to ``model`` (see [`tracking()`][tl_steer.core.tracking]). ``"all"`` still skips
     padding when positions are tracked.
     """
     ps = parse_position_set(positions)
@@ -462,9 +467,16 @@ class steer:  # noqa: N801 - used like a function: ``with steer(model, hooks):``
     against ``model.hook_dict`` first (with near matches in the error), and scoped hooks must have been built for
     ``model``. Position tracking is attached on enter; hooks and tracking are removed on exit, also when the block
     raises. A ``steer`` object is entered once; build a new one for the next block.
+
+    Args:
+        model: the ``TransformerBridge`` to steer.
+        *hooks: hook lists ``[(hook_name, fn), ...]`` (as returned by ``method.hooks(model)``) or single pairs;
+            several lists are concatenated and all run.
+
+    ``with steer(model, hooks) as m:`` gives back ``model``.
     """
 
-    def __init__(self, model: Any, *hooks: Sequence[tuple[str, HookFn]] | tuple[str, HookFn]) -> None:
+    def __init__(self, model: TransformerBridge, *hooks: Sequence[tuple[str, HookFn]] | tuple[str, HookFn]) -> None:
         pairs = _flatten(hooks)
         for name, fn in pairs:
             validate_hook_name(model, name)
@@ -502,7 +514,7 @@ class steer:  # noqa: N801 - used like a function: ``with steer(model, hooks):``
 
 
 def as_strength(value: Any, what: str = "strength") -> float:
-    """``float(value)``, refusing bools, NaN and infinities with a :class:`~tl_steer.errors.SteeringError`."""
+    """``float(value)``, refusing bools, NaN and infinities with a [`SteeringError`][tl_steer.errors.SteeringError]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not (
         isinstance(value, Tensor) and value.numel() == 1
     ):

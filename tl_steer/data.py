@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def default_data_dir() -> Path:
+    """Where the evaluation data lives: ``$TL_STEER_DATA``, else ``../shared/data`` next to the project."""
     env = os.environ.get("TL_STEER_DATA")
     if env:
         return Path(env)

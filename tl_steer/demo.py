@@ -1,9 +1,13 @@
-"""The main job: steer the embedded SmolLM2-135M-Instruct and print unsteered vs steered generations side by side.
+"""The main job: steer the embedded SmolLM2-135M-Instruct with three methods and show what each one does.
 
-A mean-difference (CAA-style) vector is read at ``blocks.{layer}.hook_resid_pre`` from a few contrastive
-sentiment pairs (last token), then added to every generated token with ``tl_steer.steer``.
+1. **Mean difference (CAA)**: a vector read at ``blocks.{layer}.hook_resid_pre`` from contrastive sentiment texts
+   (last token), added to every token; unsteered vs steered (+) vs steered (-) generations side by side.
+2. **MAT-Steer**: two attributes (sentiment, politeness) fitted jointly on token activations; for new sentences,
+   the tokens on which each attribute's gate fires (gate > 0.5), then a steered generation.
+3. **SADI**: the attention heads whose outputs differ most between the sentiment texts (global top-K over all
+   layers), then the input-adaptive edit at the last prompt token.
 
-    python -m tl_steer.demo [--layer 12] [--coef 1] [--tokens 24]
+About a minute on a 2-core CPU. ``python -m tl_steer.demo [--layer 12] [--coef 1] [--tokens 24]``
 """
 
 from __future__ import annotations
@@ -31,47 +35,113 @@ NEGATIVE = [
     "The food was disgusting and the staff were rude",
     "I feel awful, everything is going wrong",
 ]
+POLITE = [
+    "Could you please pass me the salt?", "Would you mind closing the window, thank you",
+    "Excuse me, may I ask a question?", "Thank you so much for your help",
+    "Please let me know if you need anything", "Sorry to bother you, do you have a moment?",
+]
+RUDE = [
+    "Pass me the salt, idiot.", "Shut the window, are you deaf?", "Hey you, answer my question now.",
+    "You were useless, as usual", "Don't bother me, get lost", "Move, I don't have time for you",
+]
 PROMPTS = ["I think the movie was", "My weekend at the beach was", "The new restaurant downtown is"]
+GATE_TEXTS = ["Thank you, the dinner was lovely", "Shut up, this dinner is disgusting"]
+WIDTH = 44
+
+
+def _columns(title: str, headers: list[str], columns: list[list[str]]) -> None:
+    print(f"\n== {title}")
+    print(" | ".join(f"{h:<{WIDTH}}" for h in headers))
+    print("-" * ((WIDTH + 3) * len(headers)))
+    for row in zip(*columns, strict=True):
+        cols = [textwrap.wrap(" ".join(s.split()), WIDTH) or [""] for s in row]
+        for i in range(max(map(len, cols))):
+            print(" | ".join(f"{(col[i] if i < len(col) else ''):<{WIDTH}}" for col in cols))
+        print("-" * ((WIDTH + 3) * len(headers)))
 
 
 def run(model_name: str = "smollm2-135m-instruct", layer: int = 12, coef: float = 1.0, tokens: int = 24,
-        positions: str = "all") -> list[tuple[str, str, str]]:
+        positions: str = "all") -> dict[str, list]:
+    """Run the demo on ``model_name``, print what each method did, and return the generations."""
     from . import Positions, hook_name, steer
     from .collect import collect
+    from .methods.mat_steer import MatSteer
+    from .methods.sadi import Sadi
     from .methods.vector import SteeringVectors
     from .models import load
+    from .pairs import ContrastSet
 
     t0 = time.perf_counter()
+    torch.manual_seed(0)
     model = load(model_name)
+    kw = dict(max_new_tokens=tokens, do_sample=False, stop_at_eos=False, verbose=False)
+    out: dict[str, list] = {}
+    with torch.no_grad():
+        plain = model.generate(PROMPTS, **kw)
+
+    # 1. mean difference
     name = hook_name(layer, "resid_pre")
     pos = collect(model, POSITIVE, [name], progress=False)[name]
     neg = collect(model, NEGATIVE, [name], progress=False)[name]
     vector = pos.mean(0) - neg.mean(0)
     sv = SteeringVectors({name: vector}, strength=coef)
-    kw = dict(max_new_tokens=tokens, do_sample=False, stop_at_eos=False, verbose=False)
     with torch.no_grad():
-        plain = model.generate(PROMPTS, **kw)
         with steer(model, sv.hooks(model, positions=Positions(positions))):
             steered = model.generate(PROMPTS, **kw)
         with steer(model, sv.hooks(model, positions=Positions(positions), strength=-coef)):
             anti = model.generate(PROMPTS, **kw)
-    rows = list(zip(plain, steered, anti, strict=True))
-    width = 44
-    print(f"tl_steer demo: {model_name}, mean-difference vector at {name} (|v| = {vector.norm():.1f}), "
-          f"coef ±{coef}, positions={positions}, greedy, {tokens} new tokens")
-    print(f"{'unsteered':<{width}} | {'steered +' + str(coef) + ' (positive)':<{width}} | steered -{coef} (negative)")
-    print("-" * (3 * width + 6))
-    for p, (a, b, c) in zip(PROMPTS, rows, strict=True):
-        cols = [textwrap.wrap(" ".join(s.split()), width) or [""] for s in (a, b, c)]
-        for i in range(max(map(len, cols))):
-            print(" | ".join(f"{(col[i] if i < len(col) else ''):<{width}}" for col in cols))
-        print("-" * (3 * width + 6))
-        del p
-    print(f"done in {time.perf_counter() - t0:.1f} s")
-    return rows
+    print(f"tl_steer demo: {model_name}, greedy, {tokens} new tokens")
+    _columns(f"1. mean difference at {name} (|v| = {vector.norm():.1f}), coef ±{coef}, positions={positions}",
+             ["unsteered", f"steered +{coef} (positive)", f"steered -{coef} (negative)"], [plain, steered, anti])
+    out["mean_diff"] = list(zip(plain, steered, anti, strict=True))
+
+    # 2. MAT-Steer: two attributes, token-level gates
+    sentiment = ContrastSet("sentiment", tuple(POSITIVE), tuple(NEGATIVE))
+    politeness = ContrastSet("politeness", tuple(POLITE), tuple(RUDE))
+    mat_hook = hook_name(10, "resid_pre")
+    desirable, undesirable = {}, {}
+    for s in (sentiment, politeness):
+        for side, store in ((s.positive, desirable), (s.negative, undesirable)):
+            c = collect(model, list(side), mat_hook, read="all", progress=False)
+            mask = c.mask.clone()
+            mask[torch.arange(len(side)), mask.float().argmax(1)] = False  # drop BOS: huge and identical
+            store[s.attribute] = c.acts[mat_hook][mask]
+    with torch.enable_grad():
+        mat, history = MatSteer.fit(desirable, undesirable, mat_hook, init="mean_diff", kernel="multiscale", lr=3e-2,
+                                    lambdas=(0.9, 0.1, 0.1), epochs=40, patience=None, seed=0, progress=False)
+    print(f"\n== 2. MAT-Steer at {mat_hook}: attributes {list(mat.attributes)}, fitted in {history.seconds:.1f} s "
+          "on token activations; the tokens where each gate fires (> 0.5):")
+    c = collect(model, GATE_TEXTS, mat_hook, read="all", progress=False)
+    gates = mat.gates(c.acts[mat_hook])
+    fired = []
+    for i, text in enumerate(GATE_TEXTS):
+        g = gates[i][c.mask[i]]
+        toks = model.to_str_tokens(text)
+        for k, a in enumerate(mat.attributes):
+            on = [t.strip() for t, v in zip(toks[1:], g[1:, k].tolist(), strict=True) if v > 0.5]
+            fired.append((text, a, on))
+            print(f"   {text!r:38} {a:<11} gate > 0.5 on {on}")
+    with torch.no_grad(), steer(model, mat.hooks(model)):
+        mat_steered = model.generate(PROMPTS, **kw)
+    _columns("MAT-Steer steering generation (every token; each gate decides per token)", ["unsteered", "MAT-Steer"],
+             [plain, mat_steered])
+    out["mat_steer"] = {"gates": fired, "generations": list(zip(plain, mat_steered, strict=True))}
+
+    # 3. SADI: heads
+    sadi = Sadi.from_contrast(model, sentiment, site="z", k=4, strength=9.0)
+    picked = ", ".join(f"L{layer_}.H{head}" for layer_, head in sadi.selected())
+    with torch.no_grad(), steer(model, sadi.hooks(model)):
+        sadi_steered = model.generate(PROMPTS, **kw)
+    print(f"\n== 3. SADI: heads picked by mean difference over all {model.cfg.n_layers} layers (top 4): {picked}; "
+          "edit a + 9 * (M ⊙ a) at the last prompt token")
+    _columns("SADI steering generation", ["unsteered", "SADI (heads, s = 10)"], [plain, sadi_steered])
+    out["sadi"] = {"heads": sadi.selected(), "generations": list(zip(plain, sadi_steered, strict=True))}
+    print(f"\ndone in {time.perf_counter() - t0:.1f} s")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point: parse arguments, run, return the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ap = argparse.ArgumentParser(prog="tl-steer demo", description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")

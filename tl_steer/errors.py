@@ -36,7 +36,7 @@ class ModelError(SteeringError):
 
 
 def ensure_finite(tensors: dict, what: str) -> None:
-    """Raise :class:`SteeringError` naming the first tensor and index that holds NaN or inf."""
+    """Raise [`SteeringError`][tl_steer.errors.SteeringError] naming the first tensor and index that holds NaN or inf."""
     import torch
 
     for name, t in tensors.items():

@@ -6,10 +6,10 @@ A saved method is a directory::
       tensors-<sha12>.safetensors   # every tensor of the method (content-addressed)
       manifest.json                 # method, state, versions, hook names, model fingerprint, config, sha256
 
-Every registered method (:mod:`tl_steer.registry`) is saveable: its fitted type has ``to_state()`` and
-``from_state(tensors, config)`` and a ``state`` name. :func:`load` validates the manifest against one schema, the
+Every registered method ([`tl_steer.registry`][tl_steer.registry]) is saveable: its fitted type has ``to_state()`` and
+``from_state(tensors, config)`` and a ``state`` name. [`load()`][tl_steer.io.load] validates the manifest against one schema, the
 tensors' checksum and, when a model is given, the model fingerprint and every hook name; every failure is a
-:class:`~tl_steer.errors.ManifestError` naming the field.
+[`ManifestError`][tl_steer.errors.ManifestError] naming the field.
 
 Saving is atomic: the new tensors go to a new file, and replacing ``manifest.json`` (``os.replace``) is the commit
 point, so an interrupted save leaves the previous artefact loadable. Overwriting needs ``overwrite=True``.
@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._types import TransformerBridge
 from .errors import ManifestError, SteeringError, ensure_finite
 
 FORMAT_VERSION = 2
@@ -50,7 +51,7 @@ _DTYPE_RTOL = {"torch.float32": 2.0**-20, "torch.float64": 2.0**-20, "torch.floa
                "torch.bfloat16": 2.0**-7}
 
 
-def model_fingerprint(model: Any) -> dict[str, Any]:
+def model_fingerprint(model: TransformerBridge) -> dict[str, Any]:
     """Architecture numbers, the weights' dtype, and 32 embedding values (fp32): enough to tell models apart."""
     cfg = model.cfg
     fp: dict[str, Any] = {
@@ -100,11 +101,21 @@ def _registry() -> Any:
     return registry
 
 
-def save(method: Any, path: str | Path, model: Any = None, overwrite: bool = False, **extra: Any) -> Path:
-    """Write ``method`` to the directory ``path`` atomically. ``extra`` goes into the manifest's ``extra`` field.
+def save(method: Any, path: str | Path, model: TransformerBridge | None = None, overwrite: bool = False, **extra: Any) -> Path:
+    """Write a fitted method to a directory: a JSON manifest plus one safetensors file, atomically.
 
     An existing artefact is replaced only with ``overwrite=True``; until the new manifest is in place the old one
     stays loadable.
+
+    Args:
+        method: a fitted steering method (any registered method's object).
+        path: the directory to write (created if needed).
+        model: the model it was fitted on; its fingerprint is stored so that loading onto another model fails.
+        overwrite: replace an existing artefact at ``path``.
+        **extra: JSON-serialisable notes stored in the manifest's ``extra`` field.
+
+    Returns:
+        The directory written.
     """
     from safetensors.torch import save_file
 
@@ -189,7 +200,7 @@ def _upgrade(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The validated manifest of a saved method (:class:`ManifestError` naming the field otherwise)."""
+    """The validated manifest of a saved method ([`ManifestError`][tl_steer.errors.ManifestError] naming the field otherwise)."""
     path = Path(path)
     mf = path / MANIFEST
     if not mf.is_file():
@@ -220,9 +231,19 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load(path: str | Path, model: Any = None, expect: str | type | None = None, strict: bool = True) -> Any:
-    """Load a saved method. ``expect``: a registered method name the artefact must hold. With ``model``, check the
-    fingerprint (``strict``) and that every hook name exists, and move the method to the model's device."""
+def load(path: str | Path, model: TransformerBridge | None = None, expect: str | type | None = None, strict: bool = True) -> Any:
+    """Load a method written by [`save()`][tl_steer.io.save].
+
+    Args:
+        path: the artefact's directory.
+        model: when given, check the stored fingerprint (see ``strict``) and that every hook name exists on it, and
+            move the method to the model's device.
+        expect: a registered method name or class the artefact must hold (a clear error otherwise).
+        strict: with ``model``, a fingerprint mismatch raises; ``False`` only warns.
+
+    Returns:
+        The fitted method, ready for ``method.hooks(model)``.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

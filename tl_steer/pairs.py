@@ -1,9 +1,9 @@
 """Contrastive sets: the common input of every fitted steering method.
 
-A :class:`ContrastSet` holds full texts (prompt + answer) for one attribute. ``positive`` is always the
+A [`ContrastSet`][tl_steer.pairs.ContrastSet] holds full texts (prompt + answer) for one attribute. ``positive`` is always the
 *desirable* side (truthful, non-toxic, unbiased); ``negative`` the side to steer away from. Polarity is explicit so
 that labels such as ToxiGen's (where 1 means toxic) cannot silently steer the wrong way: build sets with
-:func:`from_labels` and say which label is desirable.
+[`from_labels()`][tl_steer.pairs.from_labels] and say which label is desirable.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class ContrastSet:
 
     @property
     def paired(self) -> bool:
+        """Whether the set is paired (``positive[i]`` and ``negative[i]`` share a prompt)."""
         return len(self.positive) == len(self.negative)
 
 

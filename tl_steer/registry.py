@@ -1,15 +1,15 @@
 """The steering-method protocol and its registry.
 
-A fitted steering method is a small frozen dataclass that satisfies :class:`SteeringMethod`: one way to apply it
+A fitted steering method is a small frozen dataclass that satisfies [`SteeringMethod`][tl_steer.registry.SteeringMethod]: one way to apply it
 (``hooks(model, positions=..., strength=...)``, TL's ``[(hook_name, fn), ...]``), a ``strength`` with
-``with_strength``, and a state for :mod:`tl_steer.io`. Each method module declares one :class:`MethodSpec` (its CLI
+``with_strength``, and a state for [`tl_steer.io`][tl_steer.io]. Each method module declares one [`MethodSpec`][tl_steer.registry.MethodSpec] (its CLI
 name, how it is fitted from activations, what it reads, its default position scope, its strength and validation
-grid, its own fit options) and the registry (:mod:`tl_steer.methods`) registers it. Everything that dispatches on
+grid, its own fit options) and the registry ([`tl_steer.methods`][tl_steer.methods]) registers it. Everything that dispatches on
 methods (``io``, ``tl_steer.eval``, the CLI, ``sweep`` and the benchmarks) iterates over the registry; no method is
 named anywhere else.
 
-Fitting is one code path: :func:`fit_many` reads the union of the activations every requested method needs in one
-pass over the contrast texts, then calls each method's ``fit``; :func:`fit` is ``fit_many`` with one method.
+Fitting is one code path: [`fit_many()`][tl_steer.registry.fit_many] reads the union of the activations every requested method needs in one
+pass over the contrast texts, then calls each method's ``fit``; [`fit()`][tl_steer.registry.fit] is ``fit_many`` with one method.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from ._types import TransformerBridge
 from .core import HookList, PositionSpec
 from .errors import ShapeError, SteeringError, ensure_finite
 from .pairs import ContrastSet
@@ -38,16 +39,26 @@ class SteeringMethod(Protocol):
     strength: float
 
     def hooks(
-        self, model: Any, positions: PositionSpec | None = None, strength: float | None = None
-    ) -> HookList: ...
+        self, model: TransformerBridge, positions: PositionSpec | None = None, strength: float | None = None
+    ) -> HookList:
+        """TL hook list ``[(hook_name, fn), ...]`` at ``positions`` and ``strength`` (defaults: the method's own)."""
+        ...
 
-    def hook_names(self) -> list[str]: ...
+    def hook_names(self) -> list[str]:
+        """The hooks this method edits, in layer order."""
+        ...
 
-    def with_strength(self, strength: float) -> SteeringMethod: ...
+    def with_strength(self, strength: float) -> SteeringMethod:
+        """The same fitted method at another strength (no refitting)."""
+        ...
 
-    def to(self, device: Any) -> SteeringMethod: ...
+    def to(self, device: Any) -> SteeringMethod:
+        """The same method with its tensors on ``device``."""
+        ...
 
-    def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]: ...
+    def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """``(tensors, config)`` for saving: the tensors go to safetensors, the config to JSON."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ class FitOption:
 
 @dataclass
 class FitOptions:
-    """Where and how to fit; ``None`` means the method's default. ``extra``: the method's own :class:`FitOption` s."""
+    """Where and how to fit; ``None`` means the method's default. ``extra``: the method's own [`FitOption`][tl_steer.registry.FitOption] s."""
 
     layer: int | None = None  #: steering layer of single-site methods (default ``n_layers // 2``)
     site: str | None = None  #: hook site (each method has its default)
@@ -72,15 +83,16 @@ class FitOptions:
     batch_size: int = 8
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
-    #: filled by :func:`fit_many` from the contrast sets: ``{attribute: (positive groups, negative groups)}``
+    #: filled by [`fit_many()`][tl_steer.registry.fit_many] from the contrast sets: ``{attribute: (positive groups, negative groups)}``
     groups: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=dict)
-    #: filled by :func:`fit_many`: the model's trailing activation shape at every site, ``{site: shape}``
+    #: filled by [`fit_many()`][tl_steer.registry.fit_many]: the model's trailing activation shape at every site, ``{site: shape}``
     feature_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    #: filled by :func:`fit_many`: the MLP activation function's name (``model.cfg.act_fn``) when the MLP is gated,
+    #: filled by [`fit_many()`][tl_steer.registry.fit_many]: the MLP activation function's name (``model.cfg.act_fn``) when the MLP is gated,
     #: i.e. when ``mlp.hook_post = act(hook_pre) * hook_pre_linear`` differs from ``act(hook_pre)``; else None
     neuron_act: str | None = None
 
     def layer_of(self, n_layers: int) -> int:
+        """The steering layer for a model with ``n_layers`` layers (default the middle one), checked."""
         layer = n_layers // 2 if self.layer is None else self.layer
         if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
             raise SteeringError(f"layer {layer!r} is out of range for a model with {n_layers} layers (0..{n_layers - 1})")
@@ -128,6 +140,7 @@ def names() -> tuple[str, ...]:
 
 
 def specs() -> tuple[MethodSpec, ...]:
+    """Every registered [`MethodSpec`][tl_steer.registry.MethodSpec], in registration order."""
     return tuple(_REGISTRY.values())
 
 
@@ -145,7 +158,7 @@ def get(name: str) -> MethodSpec:
 
 
 def state_classes() -> dict[str, type]:
-    """``{state name: class}`` of every registered method's fitted type (what :func:`tl_steer.io.load` reads)."""
+    """``{state name: class}`` of every registered method's fitted type (what [`tl_steer.io.load()`][tl_steer.io.load] reads)."""
     return {spec.cls.state: spec.cls for spec in _REGISTRY.values()}
 
 
@@ -185,7 +198,7 @@ def site_norms(positive: Mapping[str, Tensor], negative: Mapping[str, Tensor]) -
 
 
 def pooled_groups(positive: Acts, opts: FitOptions) -> tuple[list[Any], list[Any]] | None:
-    """Groups of the pooled texts, ``(attribute, group)`` per text in :func:`pooled` order; None if a set has none."""
+    """Groups of the pooled texts, ``(attribute, group)`` per text in [`pooled()`][tl_steer.registry.pooled] order; None if a set has none."""
     if not all(a in opts.groups for a in positive):
         return None
     return ([(a, g) for a in positive for g in opts.groups[a][0]], [(a, g) for a in positive for g in opts.groups[a][1]])
@@ -200,7 +213,7 @@ def is_paired(positive: Acts, negative: Acts) -> bool:
 
 
 def read_activations(
-    model: Any, sets: Sequence[ContrastSet], hook_names: Sequence[str], opts: FitOptions
+    model: TransformerBridge, sets: Sequence[ContrastSet], hook_names: Sequence[str], opts: FitOptions
 ) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Tensor]]]:
     """``(positive, negative)`` activations ``{attribute: {hook: (n, *feature)}}`` of every set, one pass each side."""
     from .collect import collect
@@ -216,7 +229,7 @@ def read_activations(
     return positive, negative
 
 
-def gated_act_fn(model: Any) -> str | None:
+def gated_act_fn(model: TransformerBridge) -> str | None:
     """``model.cfg.act_fn`` when the model's MLP is gated (it has ``blocks.0.mlp.hook_pre_linear``), else None."""
     hook_dict = getattr(model, "hook_dict", {}) or {}
     if "blocks.0.mlp.hook_pre_linear" not in hook_dict:
@@ -225,7 +238,7 @@ def gated_act_fn(model: Any) -> str | None:
 
 
 def fit_many(
-    methods: Sequence[str], model: Any, sets: Sequence[ContrastSet], opts: FitOptions | None = None
+    methods: Sequence[str], model: TransformerBridge, sets: Sequence[ContrastSet], opts: FitOptions | None = None
 ) -> dict[str, Any]:
     """Fit several registered methods from ONE activation-reading pass over ``sets`` (one set per attribute).
 
@@ -261,8 +274,8 @@ def fit_many(
     return out
 
 
-def fit(method: str, model: Any, sets: Sequence[ContrastSet], opts: FitOptions | None = None) -> Any:
-    """Fit one registered method on ``sets`` (see :func:`fit_many`)."""
+def fit(method: str, model: TransformerBridge, sets: Sequence[ContrastSet], opts: FitOptions | None = None) -> Any:
+    """Fit one registered method on ``sets`` (see [`fit_many()`][tl_steer.registry.fit_many])."""
     return fit_many([method], model, sets, opts)[get(method).name]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ._types import TransformerBridge
 from .errors import HookNameError, ShapeError
 
 
@@ -49,6 +50,7 @@ def hook_name(layer: int, site: Site | str) -> str:
 
 
 def parse_site(site: Site | str) -> Site:
+    """A [`Site`][tl_steer.sites.Site] from itself or its name, with a clear error for unknown names."""
     try:
         return Site(site)
     except ValueError:
@@ -57,8 +59,8 @@ def parse_site(site: Site | str) -> Site:
         ) from None
 
 
-def site_of(name: str, model: Any = None) -> tuple[int, Site]:
-    """Inverse of :func:`hook_name`. Legacy names (``blocks.3.hook_attn_out``) resolve on their own; any other name
+def site_of(name: str, model: TransformerBridge | None = None) -> tuple[int, Site]:
+    """Inverse of [`hook_name()`][tl_steer.sites.hook_name]. Legacy names (``blocks.3.hook_attn_out``) resolve on their own; any other name
     of a model's hook (a canonical bridge name such as ``blocks.3.attn.hook_out``) resolves through ``model``'s own
     alias table: it is a site only if it is *the same HookPoint* as one of the site's legacy names.
 
@@ -99,8 +101,8 @@ def _canonical_names(layer: int) -> set[str]:
             ("hook_in", "hook_out", "ln2.hook_in", "attn.hook_out", "mlp.hook_out", "attn.o.hook_in", "mlp.out.hook_in")}
 
 
-def validate_hook_name(model: Any, name: str) -> str:
-    """Return ``name`` if the model has it, else raise :class:`HookNameError` listing near matches."""
+def validate_hook_name(model: TransformerBridge, name: str) -> str:
+    """Return ``name`` if the model has it, else raise [`HookNameError`][tl_steer.errors.HookNameError] listing near matches."""
     hook_dict = model.hook_dict
     if name in hook_dict:
         return name
@@ -113,7 +115,7 @@ def validate_hook_name(model: Any, name: str) -> str:
     )
 
 
-def feature_shape(model: Any, site: Site | str) -> tuple[int, ...]:
+def feature_shape(model: TransformerBridge, site: Site | str) -> tuple[int, ...]:
     """Trailing activation shape of a site on ``model`` (what follows ``batch pos``)."""
     cfg = model.cfg
     site = parse_site(site)
@@ -127,7 +129,7 @@ def feature_shape(model: Any, site: Site | str) -> tuple[int, ...]:
 def check_activation(
     activation: torch.Tensor, hook: Any, trailing: tuple[int, ...], what: str = "steering method"
 ) -> None:
-    """Raise :class:`ShapeError` unless ``activation`` is ``(batch, pos, *trailing)``."""
+    """Raise [`ShapeError`][tl_steer.errors.ShapeError] unless ``activation`` is ``(batch, pos, *trailing)``."""
     if activation.ndim != 2 + len(trailing) or tuple(activation.shape[2:]) != tuple(trailing):
         name = getattr(hook, "name", hook)
         raise ShapeError(

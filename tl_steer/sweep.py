@@ -6,7 +6,7 @@
 
 Never pass a scorer that reads the test split: the numbers you then report on test would be optimistically
 biased. (The SADI reference code picks its number of elements and strength by the best test score; tl_steer
-does not.) Split your data with :func:`train_val_split` (fit on train, sweep on val), and evaluate the chosen
+does not.) Split your data with [`train_val_split()`][tl_steer.sweep.train_val_split] (fit on train, sweep on val), and evaluate the chosen
 setting once on test afterwards.
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._types import TransformerBridge
 from .collect import tokenize_left
 from .core import HookList, steer
 from .errors import SteeringError
@@ -38,6 +39,7 @@ class SweepResult:
     maximize: bool = True
 
     def to_pandas(self) -> Any:
+        """The sweep as a pandas DataFrame: one row per parameter setting, with its score."""
         import pandas as pd
 
         return pd.DataFrame(self.table)
@@ -81,7 +83,7 @@ def sweep(
 
 def sweep_strength(
     fitted: Any,
-    model: Any,
+    model: TransformerBridge,
     score: Callable[[HookList], float],
     grid: Sequence[float] | None = None,
     positions: Any = None,
@@ -89,7 +91,7 @@ def sweep_strength(
     maximize: bool = True,
     progress: bool = False,
 ) -> SweepResult:
-    """Choose a fitted method's strength on validation data: its registered grid (:class:`~tl_steer.registry.MethodSpec`
+    """Choose a fitted method's strength on validation data: its registered grid ([`MethodSpec`][tl_steer.registry.MethodSpec]
     ``grid``) unless ``grid`` is given; ``positions`` defaults to the method's registered scope."""
     from . import registry
 
@@ -116,7 +118,7 @@ def train_val_split(contrast: ContrastSet, val_fraction: float = 0.2, seed: int 
 
 @torch.no_grad()
 def continuation_logprob(
-    model: Any, prompts: Sequence[str], continuations: Sequence[str], hooks: HookList = (),
+    model: TransformerBridge, prompts: Sequence[str], continuations: Sequence[str], hooks: HookList = (),
     prepend_bos: bool | None = None,
 ) -> Tensor:
     """Sum of log-probs of ``continuations[i]`` after ``prompts[i]`` under ``hooks`` (one value per prompt).
@@ -145,7 +147,7 @@ def continuation_logprob(
 
 
 def logprob_margin_scorer(
-    model: Any, prompts: Sequence[str], positive: Sequence[str] | str, negative: Sequence[str] | str
+    model: TransformerBridge, prompts: Sequence[str], positive: Sequence[str] | str, negative: Sequence[str] | str
 ) -> Callable[[HookList], float]:
     """A validation scorer: mean ``log p(positive | prompt) - log p(negative | prompt)`` under the hooks."""
     pos = [positive] * len(prompts) if isinstance(positive, str) else list(positive)

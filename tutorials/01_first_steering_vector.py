@@ -6,7 +6,6 @@
 #       extension: .py
 #       format_name: percent
 # ---
-# ruff: noqa: E402  (tutorials import where a reader needs the name)
 
 # %% [markdown]
 # # 1. Your first steering vector
@@ -28,9 +27,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in these tutorials downloads anything
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
@@ -40,8 +36,8 @@ from tl_steer.methods.vector import SteeringVectors
 from tl_steer.models import load
 from tl_steer.sites import hook_name
 
-FIGURES = Path(os.environ.get("TL_STEER_FIGURES", Path(__file__).resolve().parent.parent / "docs" / "figures"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+#: the docs build saves each figure there too; in Jupyter the figures show inline below their cells
+FIGURES = os.environ.get("TL_STEER_FIGURES")
 torch.set_grad_enabled(False)
 
 model = load()  # SmolLM2-135M-Instruct as a TransformerLens TransformerBridge
@@ -159,7 +155,9 @@ b.set_ylabel("log p(' great') - log p(' terrible')")
 b.legend()
 fig.suptitle("A mean-difference steering vector on SmolLM2-135M-Instruct, layer 12")
 fig.tight_layout()
-fig.savefig(FIGURES / "01_first_steering_vector.png", dpi=110)
+if FIGURES:
+    fig.savefig(Path(FIGURES) / "01_first_steering_vector.png", dpi=110)
+plt.show()
 
 # %% [markdown]
 # The hooks are gone after the `with` block: the model is untouched.

@@ -6,7 +6,6 @@
 #       extension: .py
 #       format_name: percent
 # ---
-# ruff: noqa: E402  (tutorials import where a reader needs the name)
 
 # %% [markdown]
 # # 2. MAT-Steer on two attributes, with per-token gates
@@ -14,7 +13,7 @@
 # **Model:** the embedded SmolLM2-135M-Instruct (token activations are collected once; the fit itself takes a few
 # seconds on CPU).
 #
-# [MAT-Steer](../methods/mat_steer.md) learns one steering vector $\theta_t$ *and one gate* $g_t$ per attribute.
+# [MAT-Steer](../docs/methods/mat_steer.md) learns one steering vector $\theta_t$ *and one gate* $g_t$ per attribute.
 # For every token activation $a$:
 #
 # $$ g_t(a) = \sigma(w_t \cdot a + b_t), \qquad a' = a + \sum_t g_t(a)\,\theta_t, \qquad a' \leftarrow a' \frac{\lVert a \rVert}{\lVert a' \rVert} $$
@@ -29,9 +28,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
@@ -42,8 +38,8 @@ from tl_steer.models import load
 from tl_steer.pairs import ContrastSet
 from tl_steer.sites import hook_name
 
-FIGURES = Path(os.environ.get("TL_STEER_FIGURES", Path(__file__).resolve().parent.parent / "docs" / "figures"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+#: the docs build saves each figure there too; in Jupyter the figures show inline below their cells
+FIGURES = os.environ.get("TL_STEER_FIGURES")
 torch.set_grad_enabled(False)
 model = load()
 
@@ -165,7 +161,9 @@ for ax, i, text in zip(axes, range(len(tests)), tests, strict=True):
                     color="white" if g[k, j] < 0.5 else "black")
 fig.colorbar(im, ax=axes, fraction=0.02, label="gate")
 fig.suptitle(f"MAT-Steer gates at {HOOK}")
-fig.savefig(FIGURES / "02_mat_steer_gates.png", dpi=110, bbox_inches="tight")
+if FIGURES:
+    fig.savefig(Path(FIGURES) / "02_mat_steer_gates.png", dpi=110, bbox_inches="tight")
+plt.show()
 
 for i, text in enumerate(tests):
     g = gates[i][c.mask[i]]
@@ -188,7 +186,7 @@ for i, text in enumerate(tests):
 #
 # `mat.hooks(model, positions=..., strength=...)` is one hook at `HOOK`; every token gets the sum of the gated vectors,
 # then its norm is restored. We compare greedy continuations. Expect small effects from a fit on forty texts; the
-# point here is the mechanics, and [Evaluation](../evaluation.md) is where effects are measured.
+# point here is the mechanics, and [Evaluation](../docs/evaluation.md) is where effects are measured.
 
 # %%
 prompts = ["You are such a", "Honestly, the service here was", "Listen, I need you to"]
@@ -201,6 +199,6 @@ for coef in (0.0, 1.0, 2.0):
 
 # %% [markdown]
 # **Things to try.** Fit on the real datasets (`tl_steer.eval.build_contrast("toxigen")` etc.; see
-# [Evaluation](../evaluation.md)), edit attention heads with `per_head=True` on `hook_z` as in the paper, and save
-# the fit with `mat.save("runs/mat", model=model)`. The [method page](../methods/mat_steer.md) lists where this
+# [Evaluation](../docs/evaluation.md)), edit attention heads with `per_head=True` on `hook_z` as in the paper, and save
+# the fit with `mat.save("runs/mat", model=model)`. The [method page](../docs/methods/mat_steer.md) lists where this
 # implementation departs from the reference code.

@@ -6,14 +6,13 @@
 #       extension: .py
 #       format_name: percent
 # ---
-# ruff: noqa: E402  (tutorials import where a reader needs the name)
 
 # %% [markdown]
 # # 3. SADI on attention heads
 #
 # **Model:** the embedded SmolLM2-135M-Instruct (fitting is one pass of 20 short texts over all 30 layers).
 #
-# [SADI](../methods/sadi.md) (Semantics-Adaptive Dynamic Intervention) does not add a fixed vector. It picks the
+# [SADI](../docs/methods/sadi.md) (Semantics-Adaptive Dynamic Intervention) does not add a fixed vector. It picks the
 # elements (here: attention heads) whose activations differ most between positive and negative texts, and at run
 # time scales *the input's own activation* on those elements:
 #
@@ -29,9 +28,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
@@ -40,8 +36,8 @@ from tl_steer.methods.sadi import Sadi
 from tl_steer.models import load
 from tl_steer.pairs import ContrastSet
 
-FIGURES = Path(os.environ.get("TL_STEER_FIGURES", Path(__file__).resolve().parent.parent / "docs" / "figures"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+#: the docs build saves each figure there too; in Jupyter the figures show inline below their cells
+FIGURES = os.environ.get("TL_STEER_FIGURES")
 torch.set_grad_enabled(False)
 model = load()
 
@@ -90,7 +86,9 @@ ax.set_ylabel("layer")
 ax.set_title(f"SADI head scores (mean diff over d_head)\nboxed: top-{sadi.k} mask")
 fig.colorbar(im, ax=ax, fraction=0.05, label="positive − negative")
 fig.tight_layout()
-fig.savefig(FIGURES / "03_sadi_heads.png", dpi=110)
+if FIGURES:
+    fig.savefig(Path(FIGURES) / "03_sadi_heads.png", dpi=110)
+plt.show()
 
 # %% [markdown]
 # ## Steering strength
@@ -123,7 +121,9 @@ ax.set_ylabel("log p(' great') - log p(' terrible')")
 ax.set_title("SADI on heads, last prompt token")
 ax.legend()
 fig.tight_layout()
-fig.savefig(FIGURES / "03_sadi_strength.png", dpi=110)
+if FIGURES:
+    fig.savefig(Path(FIGURES) / "03_sadi_strength.png", dpi=110)
+plt.show()
 
 # %% [markdown]
 # ## Generation side by side
@@ -139,9 +139,9 @@ for d in (0.0, 2.0, 4.0):
 # %% [markdown]
 # The two measurements need not agree. The next-token score above rises with `delta`, but the continuations do not
 # all turn more positive, and at large `delta` they lose fluency. A single-token metric is a quick check only. Judge
-# a steering method on held-out tasks, as the [evaluation harness](../evaluation.md) does.
+# a steering method on held-out tasks, as the [evaluation harness](../docs/evaluation.md) does.
 #
 # **Notes.** `Sadi.with_k(k)` and `with_strength(d)` are cheap (same scores, new mask or strength), which is how a
 # sweep over $K$ and $\delta$ should run, scored on a *validation* split (the reference code picks them on the
-# test split; see the [method page](../methods/sadi.md)). The same class works on MLP neurons (`site="mlp_post"`) and
+# test split; see the [method page](../docs/methods/sadi.md)). The same class works on MLP neurons (`site="mlp_post"`) and
 # residual units (`site="resid_pre"`).

@@ -6,7 +6,6 @@
 #       extension: .py
 #       format_name: percent
 # ---
-# ruff: noqa: E402  (tutorials import where a reader needs the name)
 
 # %% [markdown]
 # # 4. Steering meets activation patching
@@ -30,9 +29,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -42,8 +38,8 @@ import tl_steer
 from tl_steer.models import load
 from tl_steer.sites import hook_name
 
-FIGURES = Path(os.environ.get("TL_STEER_FIGURES", Path(__file__).resolve().parent.parent / "docs" / "figures"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+#: the docs build saves each figure there too; in Jupyter the figures show inline below their cells
+FIGURES = os.environ.get("TL_STEER_FIGURES")
 torch.set_grad_enabled(False)
 
 model = load()
@@ -144,7 +140,9 @@ for ax, (i, name) in zip(axes, enumerate(positions), strict=True):
 axes[0].set_ylabel("logit(' Mary') - logit(' John')")
 axes[1].legend(fontsize=8, loc="best")
 fig.tight_layout()
-fig.savefig(FIGURES / "04_patching_with_steering.png", dpi=110)
+if FIGURES:
+    fig.savefig(Path(FIGURES) / "04_patching_with_steering.png", dpi=110)
+plt.show()
 print("hooks left on the model:", model.list_hooks())
 
 # %% [markdown]

@@ -6,7 +6,6 @@
 #       extension: .py
 #       format_name: percent
 # ---
-# ruff: noqa: E402  (tutorials import where a reader needs the name)
 
 # %% [markdown]
 # # 5. Property-testing your own steering hook
@@ -29,9 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -40,8 +36,8 @@ from torch import Tensor
 
 import tl_steer
 
-FIGURES = Path(os.environ.get("TL_STEER_FIGURES", Path(__file__).resolve().parent.parent / "docs" / "figures"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+#: the docs build saves each figure there too; in Jupyter the figures show inline below their cells
+FIGURES = os.environ.get("TL_STEER_FIGURES")
 torch.set_grad_enabled(False)
 
 # derandomize=True: the same examples every run, so this page is reproducible. In a test suite you would
@@ -269,7 +265,9 @@ ax.set_ylabel("a·u after")
 ax.set_title("CapProjection on blocks.0.hook_resid_post (tiny model)")
 ax.legend()
 fig.tight_layout()
-fig.savefig(FIGURES / "05_cap_projection.png", dpi=110)
+if FIGURES:
+    fig.savefig(Path(FIGURES) / "05_cap_projection.png", dpi=110)
+plt.show()
 
 # %% [markdown]
 # **In your own test suite**, keep the `@given` functions in `tests/` (pytest collects them; drop

@@ -1,7 +1,7 @@
 """Gate selectivity of a gated method (MAT-Steer), measured as the paper shows it.
 
 The paper reports a mean gate of 0.61 on toxic ParaDetox inputs for the toxicity attribute, against 0.14 for the
-unrelated attributes. :func:`gate_selectivity` measures, for every attribute's gate and every evaluation set
+unrelated attributes. [`gate_selectivity()`][tl_steer.eval.gates.gate_selectivity] measures, for every attribute's gate and every evaluation set
 (held-out positive and negative texts of each task, and ParaDetox's toxic sentences vs their neutral paraphrases),
 the mean gate on each side and the AUC that a gate is higher on the negative (undesirable) text than on the positive
 one. An AUC of 0.5 is a gate that does not tell the sides apart.
@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .._types import TransformerBridge
 from ..collect import collect
 from ..data import default_data_dir
 from ..errors import SteeringError
@@ -47,6 +48,7 @@ def auc(negative: Sequence[float], positive: Sequence[float]) -> float:
 
 @dataclass(frozen=True)
 class GateRow:
+    """Gate selectivity of one attribute on one evaluation set (AUC and mean gate on each side)."""
     attribute: str  #: whose gate
     eval_set: str  #: on which texts
     mean_positive: float
@@ -56,12 +58,13 @@ class GateRow:
     n_negative: int
 
     def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
         return dict(self.__dict__)
 
 
 @torch.no_grad()
 def gate_selectivity(
-    model: Any, method: Any, sets: Mapping[str, ContrastSet], batch_size: int = 8, read: str = "last"
+    model: TransformerBridge, method: Any, sets: Mapping[str, ContrastSet], batch_size: int = 8, read: str = "last"
 ) -> list[GateRow]:
     """Mean gate per attribute on each set's positive and negative texts (read at the method's hook) and the AUC."""
     if not callable(getattr(method, "gates", None)):

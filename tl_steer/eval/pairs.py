@@ -11,7 +11,7 @@ teaches "say that answer", not the attribute: ToxiGen's train split is mostly no
 end in " No"; BBQ's desirable side says "unknown" twice as often as its undesirable side. ``balance_key(item,
 choice) -> key`` names the answer feature that must not differ between the sides; pairs of key type ``(a, b)`` are
 then subsampled (seeded) to as many as their mirror type ``(b, a)``, so every key occurs equally often on both
-sides. Tasks declare their key in :data:`BALANCE_KEYS` (ToxiGen: the verdict; BBQ: "is the unknown answer").
+sides. Tasks declare their key in [`BALANCE_KEYS`][tl_steer.eval.pairs.BALANCE_KEYS] (ToxiGen: the verdict; BBQ: "is the unknown answer").
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ BALANCE_KEYS: dict[str, BalanceKey] = {
     "toxigen": lambda it, j: it.choices[j],  # " Yes" / " No"
     "bbq": lambda it, j: j == it.meta.get("unknown"),  # "cannot be determined"-style answer or not
 }
+"""Per task, the answer feature that must occur equally often on the desirable and the undesirable side."""
 
 
 def _balance(keys: list[tuple[Hashable, Hashable]], seed: int) -> list[int]:
@@ -101,7 +102,7 @@ def contrast_from_items(
     attribute: str, items: Sequence[MCItem], per_item: int | None = None, max_pairs: int | None = None, seed: int = 0,
     balance_key: BalanceKey | None = None,
 ) -> ContrastSet:
-    """Paired :class:`ContrastSet` (positive = prompt + a correct choice, negative = prompt + a wrong one).
+    """Paired [`ContrastSet`][tl_steer.pairs.ContrastSet] (positive = prompt + a correct choice, negative = prompt + a wrong one).
 
     With ``balance_key``, pairs are subsampled so that each key occurs equally often on both sides.
     """
@@ -154,8 +155,8 @@ def build_contrast(
     """The contrast set of ``task`` from its ``split`` (``"train"``: never fit on val/test), named by its attribute.
 
     ``style="balanced"`` (default): pairs of the task's own prompt with a correct vs a wrong answer, answer-balanced
-    (``balance``, the task's :data:`BALANCE_KEYS`). ``style="reference"``: unpaired texts built as the MAT-Steer
-    reference builds them (:func:`reference_contrast`; ``max_pairs`` caps each side). Every text carries its item
+    (``balance``, the task's [`BALANCE_KEYS`][tl_steer.eval.pairs.BALANCE_KEYS]). ``style="reference"``: unpaired texts built as the MAT-Steer
+    reference builds them ([`reference_contrast()`][tl_steer.eval.pairs.reference_contrast]; ``max_pairs`` caps each side). Every text carries its item
     id in ``groups``.
     """
     if style not in ("balanced", "reference"):

@@ -4,7 +4,7 @@ Each task asks for a one-word answer (a letter, ``Positive``/``Negative``, ``Yes
 choices here are that word with a leading space, since the reference scores ``f"{prompt} {answer}"``. The items
 are the same rows as the harness's own task of the same data (same pool, so the same stored train/val/test split).
 
-Two metrics (:func:`reference_em` and the log-likelihood ``acc``):
+Two metrics ([`reference_em()`][tl_steer.eval.reference_prompts.reference_em] and the log-likelihood ``acc``):
 
 * ``em`` (the reference's): feed ``prompt + " " + correct answer``, take the argmax token at each answer position,
   decode, strip punctuation and case, and compare with the answer (its ``evalone``). With a one-token answer this
@@ -56,6 +56,7 @@ def _ab(prompt: str, correct: int, meta: dict[str, Any], letters: str = "AB") ->
 
 
 def load_copa(data_dir: str | Path | None = None) -> list[MCItem]:
+    """COPA items with the SADI reference's prompt (answers `` A`` / `` B``)."""
     items = []
     for r in _rows("json", _path(data_dir, "copa", "val.jsonl")):
         prompt = (f"Question:\n{r['premise'].strip()} Based on the previous passage, choose the most reasonable "
@@ -65,6 +66,7 @@ def load_copa(data_dir: str | Path | None = None) -> list[MCItem]:
 
 
 def load_storycloze(data_dir: str | Path | None = None) -> list[MCItem]:
+    """Story Cloze items with the SADI reference's prompt (answers `` A`` / `` B``)."""
     cols = ["InputStoryid", *[f"InputSentence{i}" for i in range(1, 5)], "RandomFifthSentenceQuiz1",
             "RandomFifthSentenceQuiz2", "AnswerRightEnding"]
     items = []
@@ -77,6 +79,7 @@ def load_storycloze(data_dir: str | Path | None = None) -> list[MCItem]:
 
 
 def load_sst2(data_dir: str | Path | None = None) -> list[MCItem]:
+    """SST-2 items with the SADI reference's prompt (answers `` Positive`` / `` Negative``)."""
     rows = _csv_rows(_path(data_dir, "sst2", "dev.tsv"), ["text", "label"], sep="\t", quoting=3)
     items = []
     for k, r in enumerate(rows):
@@ -88,6 +91,7 @@ def load_sst2(data_dir: str | Path | None = None) -> list[MCItem]:
 
 
 def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
+    """BoolQ items with the SADI reference's prompt (answers `` Yes`` / `` No``)."""
     items = []
     for r in _rows("json", _path(data_dir, "boolq", "val.jsonl")):
         yes = str(r["label"]).lower() == "true"
@@ -98,6 +102,7 @@ def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
 
 
 def load_mmlu(data_dir: str | Path | None = None) -> list[MCItem]:
+    """MMLU items with the SADI reference's zero-shot letter prompt (answers `` A`` .. `` D``)."""
     test_dir = _path(data_dir, "mmlu", "test")
     items = []
     for sub in sorted(p.name[: -len("_test.csv")] for p in test_dir.glob("*_test.csv")):
@@ -120,6 +125,7 @@ def _winogrande_options(contexts: Sequence[str]) -> tuple[str, str, str]:
 
 
 def load_winogrande(data_dir: str | Path | None = None) -> list[MCItem]:
+    """WinoGrande items with the SADI reference's prompt (answers `` A`` / `` B``)."""
     rows = _rows("json", _path(data_dir, "winogrande", "dev_llmfoundry_partial_eval.jsonl"))
     with open(_path(data_dir, "winogrande", "dev-labels.lst"), encoding="utf-8") as f:
         gold = [int(line) - 1 for line in f if line.strip()]

@@ -44,6 +44,7 @@ def write_json(result: EvalResult, out_dir: str | Path) -> Path:
 
 
 def read_results(out_dir: str | Path) -> list[EvalResult]:
+    """Every result JSON written by ``tl-steer eval`` under a folder."""
     out = Path(out_dir)
     if not out.is_dir():
         raise SteeringError(f"results directory {out} does not exist")
@@ -57,6 +58,7 @@ def read_results(out_dir: str | Path) -> list[EvalResult]:
 
 
 def fmt(value: float, low: float, high: float, pct: bool = True) -> str:
+    """A metric as ``value [low, high]`` in percent."""
     if pct:
         return f"{value * 100:.1f} [{low * 100:.1f}, {high * 100:.1f}]"
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
@@ -102,6 +104,7 @@ def markdown_table(results: Sequence[EvalResult], metrics: Sequence[str] | None 
 
 
 def write_markdown(results: Sequence[EvalResult], path: str | Path, title: str = "Results") -> Path:
+    """Write the results table as markdown."""
     path = Path(path)
     _out_dir(path.parent)
     note = ("Values in percent (bias scores ×1, in [-1, 1]) with 95% intervals: Wilson for accuracies, "

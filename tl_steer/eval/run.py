@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._types import TransformerBridge
 from ..core import HookList
 from ..errors import SteeringError
 from .metrics import Estimate, Paired, compute_metrics, paired, per_item
@@ -18,6 +19,7 @@ from .tasks import get_task, load_task
 
 @dataclass
 class EvalResult:
+    """One task scored under one condition: metrics with intervals, per-item values and the configuration."""
     task: str
     method: str
     model: str
@@ -32,9 +34,11 @@ class EvalResult:
 
     @property
     def value(self) -> float:
+        """The headline metric's value."""
         return self.metrics[self.headline].value
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what ``tl-steer eval`` writes)."""
         return {
             "task": self.task, "method": self.method, "model": self.model, "split": self.split, "n": self.n,
             "headline": self.headline, "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
@@ -44,6 +48,7 @@ class EvalResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalResult:
+        """The inverse of [`tl_steer.eval.run.EvalResult.to_dict()`][tl_steer.eval.run.EvalResult.to_dict]."""
         metrics = {
             k: Estimate(v["value"], v["ci95"][0], v["ci95"][1], v["n"], v["ci_method"]) for k, v in d["metrics"].items()
         }
@@ -64,7 +69,7 @@ class EvalResult:
 
 
 def evaluate(
-    model: Any,
+    model: TransformerBridge,
     task: str,
     hooks: HookList | None = None,
     *,

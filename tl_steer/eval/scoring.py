@@ -9,7 +9,7 @@ teacher-forced forward of ``context + continuation``. Batches are laid out *prom
 
 (left padding before the context, right padding after the answer, with an attention mask; the bridge derives
 position ids from the mask). Every row's last context token sits at the same column ``P - 1``, so the position
-tracker is told ``prompt_length(P)`` (:meth:`tl_steer.core.PositionTracker.prompt_length`): a method scoped to
+tracker is told ``prompt_length(P)`` ([`tl_steer.core.PositionTracker.prompt_length()`][tl_steer.core.PositionTracker.prompt_length]): a method scoped to
 ``last_prompt`` edits the last context token (as it would in the prefill of a generation), ``prompt`` edits the
 context, ``generated`` the answer tokens, and padding is never edited. Scores equal one-by-one scoring up to float
 error (tested).
@@ -36,6 +36,7 @@ from typing import Any, Literal
 import torch
 from tqdm.auto import tqdm
 
+from .._types import TransformerBridge
 from ..core import HookList, steer, tracker_for
 from ..errors import SteeringError
 from .tasks import MCItem
@@ -55,6 +56,7 @@ class ChoiceScores:
     greedy: tuple[str, ...] = ()
 
     def get(self, normalize: Normalize = "none") -> tuple[float, ...]:
+        """The per-choice scores, summed (``"none"``) or normalised per token or per character."""
         if normalize == "none":
             return self.logprob
         if normalize == "token":
@@ -69,14 +71,14 @@ def _split_ws(context: str, continuation: str) -> tuple[str, str]:
     return stripped, context[len(stripped):] + continuation
 
 
-def harness_bos(model: Any) -> bool:
+def harness_bos(model: TransformerBridge) -> bool:
     """Whether lm-evaluation-harness puts a BOS token before each context for this model (only Gemma models)."""
     name = str(getattr(model.cfg, "model_name", "") or "").lower()
     return "gemma" in name
 
 
-def encode(model: Any, context: str, continuation: str, bos: bool | None = None) -> tuple[list[int], list[int]]:
-    """Token ids of ``context`` (after BOS when ``bos``; default :func:`harness_bos`) and of ``continuation``."""
+def encode(model: TransformerBridge, context: str, continuation: str, bos: bool | None = None) -> tuple[list[int], list[int]]:
+    """Token ids of ``context`` (after BOS when ``bos``; default [`harness_bos()`][tl_steer.eval.scoring.harness_bos]) and of ``continuation``."""
     tok = model.tokenizer
     if tok is None:
         raise SteeringError("scoring needs a model with a tokenizer (model.tokenizer is None)")
@@ -106,7 +108,7 @@ def encode(model: Any, context: str, continuation: str, bos: bool | None = None)
 
 
 @torch.no_grad()
-def _run_batch(model: Any, seqs: list[tuple[tuple[int, ...], tuple[int, ...]]], pad_id: int) -> torch.Tensor:
+def _run_batch(model: TransformerBridge, seqs: list[tuple[tuple[int, ...], tuple[int, ...]]], pad_id: int) -> torch.Tensor:
     """Log-probs of the positions from the last context token on: ``(batch, A + 1, d_vocab)``."""
     P = max(len(c) for c, _ in seqs)
     A = max(len(a) for _, a in seqs)
@@ -143,7 +145,7 @@ def _batches(
 
 
 def score_items(
-    model: Any,
+    model: TransformerBridge,
     items: Sequence[MCItem],
     hooks: HookList | None = None,
     batch_size: int = 8,
@@ -153,7 +155,7 @@ def score_items(
 ) -> list[ChoiceScores]:
     """Summed log-likelihood (and lengths) of every choice of every item, under ``hooks`` (a TL hook list).
 
-    ``bos``: put the BOS token before each context (default :func:`harness_bos`, lm-evaluation-harness's rule)."""
+    ``bos``: put the BOS token before each context (default [`harness_bos()`][tl_steer.eval.scoring.harness_bos], lm-evaluation-harness's rule)."""
     if batch_size < 1:
         raise SteeringError(f"batch_size must be >= 1, got {batch_size}")
     seq_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
@@ -198,7 +200,7 @@ def score_items(
 
 
 def score_choices(
-    model: Any,
+    model: TransformerBridge,
     items: Sequence[MCItem],
     hooks: HookList | None = None,
     batch_size: int = 8,
@@ -227,7 +229,7 @@ def _last_token_only(hooks: HookList, config: str) -> None:
 
 @torch.no_grad()
 def score_last_token(
-    model: Any,
+    model: TransformerBridge,
     items: Sequence[MCItem],
     configs: dict[str, LastTokenConfig],
     batch_size: int = 16,
@@ -239,7 +241,7 @@ def score_last_token(
 
     The prompt minus its last token is run once per batch without hooks and kept as a KV cache; each configuration
     then runs only the last prompt token on that cache. Exact for hooks scoped to ``last_prompt`` (the positions
-    before it are never edited, so their keys and values are the unsteered ones); scores equal :func:`score_items`
+    before it are never edited, so their keys and values are the unsteered ones); scores equal [`score_items()`][tl_steer.eval.scoring.score_items]
     up to float error (tested). A config is a hook list, or a function of the unsteered run's activations at the
     last prompt token (``{name: (batch, *feature)}`` at ``clean_names``) that returns one (SADI's reference mode).
     """
@@ -302,7 +304,7 @@ class _Keep:
         return activation
 
 
-def _last_logp(model: Any, tokens: torch.Tensor, mask: torch.Tensor, cache: Any, hooks: HookList) -> torch.Tensor:
+def _last_logp(model: TransformerBridge, tokens: torch.Tensor, mask: torch.Tensor, cache: Any, hooks: HookList) -> torch.Tensor:
     """Log-probs after the last prompt token, fed alone on the cache of the rest (the cache is cropped back)."""
     with steer(model, hooks), tracker_for(model).prompt_length(1):
         logits = model(tokens[:, -1:], attention_mask=mask, past_key_values=cache, return_type="logits")

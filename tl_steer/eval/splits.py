@@ -41,11 +41,13 @@ def make_split(n: int, seed: int = 0, fractions: Sequence[float] = FRACTIONS) ->
 
 
 def split_path(pool: str, split_dir: str | Path | None = None) -> Path:
+    """The index file of a pool's split."""
     return Path(split_dir or SPLIT_DIR) / f"{pool}.json"
 
 
 def write_split(pool: str, n: int, seed: int = 0, fractions: Sequence[float] = FRACTIONS,
                 split_dir: str | Path | None = None) -> Path:
+    """Write a pool's seeded split file (``tl-steer splits``)."""
     path = split_path(pool, split_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {"pool": pool, "n": n, "seed": seed, "fractions": list(fractions), **make_split(n, seed, fractions)}

@@ -1,8 +1,8 @@
 """The conditions an evaluation compares: no steering, prompting, and every registered steering method.
 
 ``none`` and ``prompting`` need no fitting (``prompting`` puts the task's instruction in front of every prompt). The
-steering methods come from :mod:`tl_steer.registry`: fitting (:func:`fit`, :func:`fit_many`), applying
-(:func:`hooks`) and loading (:func:`load`) dispatch through it, so a newly registered method is evaluated with no
+steering methods come from [`tl_steer.registry`][tl_steer.registry]: fitting ([`fit()`][tl_steer.eval.steering.fit], [`fit_many()`][tl_steer.eval.steering.fit_many]), applying
+([`hooks()`][tl_steer.eval.steering.hooks]) and loading ([`load()`][tl_steer.eval.steering.load]) dispatch through it, so a newly registered method is evaluated with no
 change here. Single-attribute methods given several contrast sets are fitted on their union; multi-attribute
 methods get one attribute per set.
 """
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import io, registry
+from .._types import TransformerBridge
 from ..core import HookList
 from ..errors import SteeringError
 from ..pairs import ContrastSet
@@ -36,6 +37,7 @@ def conditions() -> tuple[str, ...]:
 
 
 def parse_method(name: str) -> str:
+    """The canonical condition name (``none``, ``prompting`` or a registered method) of a CLI spelling."""
     key = str(name).strip().lower()
     key = _BASELINE_ALIASES.get(key, key)
     if key in BASELINES:
@@ -53,22 +55,23 @@ def _steering(method: str) -> str:
     return m
 
 
-def fit(method: str, model: Any, sets: Sequence[ContrastSet], opts: FitOptions | None = None) -> Any:
-    """Fit ``method`` on ``sets`` and return the fitted method (saveable with :func:`tl_steer.io.save`)."""
+def fit(method: str, model: TransformerBridge, sets: Sequence[ContrastSet], opts: FitOptions | None = None) -> Any:
+    """Fit ``method`` on ``sets`` and return the fitted method (saveable with [`tl_steer.io.save()`][tl_steer.io.save])."""
     return registry.fit(_steering(method), model, sets, opts)
 
 
-def fit_many(methods: Sequence[str], model: Any, sets: Sequence[ContrastSet], opts: FitOptions | None = None) -> dict[str, Any]:
-    """Fit several methods from ONE activation-reading pass over the contrast texts (see :func:`registry.fit_many`)."""
+def fit_many(methods: Sequence[str], model: TransformerBridge, sets: Sequence[ContrastSet], opts: FitOptions | None = None) -> dict[str, Any]:
+    """Fit several methods from ONE activation-reading pass over the contrast texts (see [`registry.fit_many()`][tl_steer.registry.fit_many])."""
     return registry.fit_many([_steering(m) for m in methods], model, sets, opts)
 
 
 def default_positions(method: str) -> str | None:
+    """The position scope a method is applied at in evaluations (its registry default)."""
     m = parse_method(method)
     return None if m in BASELINES else registry.get(m).default_positions
 
 
-def hooks(method: str, fitted: Any, model: Any, positions: str | None = None, strength: float | None = None) -> HookList:
+def hooks(method: str, fitted: Any, model: TransformerBridge, positions: str | None = None, strength: float | None = None) -> HookList:
     """The TL hook list of a fitted method (``[]`` for the baselines) at the method's default positions."""
     m = parse_method(method)
     if m in BASELINES:
@@ -76,7 +79,7 @@ def hooks(method: str, fitted: Any, model: Any, positions: str | None = None, st
     return fitted.hooks(model, positions=positions or registry.get(m).default_positions, strength=strength)
 
 
-def load(path: Any, model: Any, method: str | None = None) -> tuple[str, Any]:
+def load(path: Any, model: TransformerBridge, method: str | None = None) -> tuple[str, Any]:
     """``(method name, fitted method)`` saved by ``tl-steer fit``; ``method``, when given, must match the artefact."""
     fitted = io.load(path, model=model, expect=_steering(method) if method else None)
     return registry.resolve(fitted.method) or fitted.method, fitted

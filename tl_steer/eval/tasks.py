@@ -1,8 +1,8 @@
 """Evaluation tasks as multiple-choice items, loaded from the local copies in ``../shared/data``.
 
-Every task becomes a list of :class:`MCItem`: a prompt, candidate continuations (each starting with its own
+Every task becomes a list of [`MCItem`][tl_steer.eval.tasks.MCItem]: a prompt, candidate continuations (each starting with its own
 separator, usually a space) and 0/1 labels. A model is scored by the log-likelihood of each continuation given its
-prompt (:mod:`tl_steer.eval.scoring`); the metric of each task (:mod:`tl_steer.eval.metrics`) turns those scores
+prompt ([`tl_steer.eval.scoring`][tl_steer.eval.scoring]); the metric of each task ([`tl_steer.eval.metrics`][tl_steer.eval.metrics]) turns those scores
 into the paper-standard number. The formulations are documented in ``docs/evaluation.md``; in short:
 
 * ``truthfulqa_mc1`` / ``truthfulqa_mc2``: ``v1/mc_task.json``; ``"Q: {question}\\nA:"`` (optionally after the 6-shot
@@ -69,6 +69,7 @@ class MCItem:
         return self.labels.index(1)
 
     def context(self, i: int) -> str:
+        """The context of choice ``i`` (its own prompt when the item has per-choice prompts)."""
         return self.prompts[i] if self.prompts is not None else self.prompt
 
     def with_prefix(self, prefix: str) -> MCItem:
@@ -79,6 +80,7 @@ class MCItem:
 
 @dataclass(frozen=True)
 class TaskSpec:
+    """A task of the harness: its item pool, loader, headline metric, instruction and attribute."""
     name: str
     pool: str  #: name of the item pool (splits are per pool; truthfulqa_mc1/mc2 share one)
     loader: Callable[..., list[MCItem]]
@@ -352,7 +354,7 @@ def load_mmlu(data_dir: str | Path | None = None, shots: int = 0, format: str = 
 
 
 def load_mmlu_letter(data_dir: str | Path | None = None, shots: int = 5) -> list[MCItem]:
-    """MMLU in the original letter format, 5-shot by default (see :func:`load_mmlu`)."""
+    """MMLU in the original letter format, 5-shot by default (see [`load_mmlu()`][tl_steer.eval.tasks.load_mmlu])."""
     return load_mmlu(data_dir, shots=shots, format="letter")
 
 
@@ -417,6 +419,7 @@ MAT_STEER_TASKS = ("truthfulqa_mc2", "toxigen", "bbq")
 
 
 def get_task(name: str) -> TaskSpec:
+    """The [`TaskSpec`][tl_steer.eval.tasks.TaskSpec] of a task name (case and ``-``/``_`` insensitive)."""
     key = name.lower().replace("-", "_")
     if key not in TASKS:
         raise SteeringError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
@@ -429,7 +432,7 @@ def _cached(name: str, data_dir: str, options: tuple[tuple[str, Any], ...]) -> t
 
 
 def load_task(name: str, data_dir: str | Path | None = None, **options: Any) -> list[MCItem]:
-    """All items of ``name`` (the whole pool; use :func:`tl_steer.eval.splits.select` for train/val/test).
+    """All items of ``name`` (the whole pool; use [`tl_steer.eval.splits.select()`][tl_steer.eval.splits.select] for train/val/test).
 
     ``options`` go to the loader: ``primer=True`` (TruthfulQA), ``shots=5`` (MMLU), ``max_aliases=3`` (TriviaQA).
     """

@@ -20,7 +20,7 @@ def fit_logistic_probes(
 ) -> tuple[Float[Tensor, "probe d"], Float[Tensor, "probe"], Float[Tensor, "probe d"], Float[Tensor, "probe d"]]:
     """Fit one L2-regularised logistic regression per probe; returns ``(w, b, mean, std)`` of standardised inputs.
 
-    Predict with ``sigmoid(((x - mean) / std) @ w + b)`` (see :func:`probe_accuracy`).
+    Predict with ``sigmoid(((x - mean) / std) @ w + b)`` (see [`probe_accuracy()`][tl_steer.functional.iti.probe_accuracy]).
     """
     x64 = x.double()
     mean = x64.mean(1, keepdim=True)

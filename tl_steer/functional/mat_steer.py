@@ -2,7 +2,7 @@
 Interventions", ACL 2025, arXiv 2502.12446).
 
 Shapes use a *group* axis ``g`` so that one code path covers both feature layouts of
-:class:`tl_steer.methods.mat_steer.MatSteer`: a flat feature (``g == 1``, ``d`` = the whole feature, e.g.
+[`tl_steer.methods.mat_steer.MatSteer`][tl_steer.methods.mat_steer.MatSteer]: a flat feature (``g == 1``, ``d`` = the whole feature, e.g.
 ``d_model`` or ``n_heads * d_head``) and per-head features (``g == n_heads``, ``d == d_head``, every head with its
 own independent parameters).
 

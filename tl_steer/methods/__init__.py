@@ -1,7 +1,7 @@
 """The steering methods and their registry.
 
 Each method is one module (a frozen dataclass of tensors with a pure ``__call__(activation, hook)``, its fitting
-code, and a :class:`~tl_steer.registry.MethodSpec` called ``SPEC``) plus one line below. Everything that dispatches
+code, and a [`MethodSpec`][tl_steer.registry.MethodSpec] called ``SPEC``) plus one line below. Everything that dispatches
 on methods (``tl_steer.io``, ``tl_steer.eval``, the CLI, ``sweep``, the benchmarks) reads the registry.
 """
 

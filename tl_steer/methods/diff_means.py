@@ -1,6 +1,6 @@
 """Mean-difference steering vectors: CAA (Rimsky et al., 2024) and ActAdd (Turner et al., 2023).
 
-Update rule (applied by :class:`~tl_steer.methods.vector.SteeringVectors`): ``a' = a + strength * v`` at the chosen
+Update rule (applied by [`SteeringVectors`][tl_steer.methods.vector.SteeringVectors]): ``a' = a + strength * v`` at the chosen
 positions, with
 
 * **mean difference / CAA**: ``v = mean_i a_L(pos_i) - mean_j a_L(neg_j)`` at the last token of each text. CAA's
@@ -13,7 +13,7 @@ Differences from the reference code:
 
 * ActAdd's reference implementation adds the whole ``(pos, d_model)`` difference of the two prompts to the *first*
   positions of the user's prompt (padding the shorter prompt). Here the difference is a single vector read at the
-  last token (``read="last"``, or ``"mean"`` over tokens), added at any :class:`~tl_steer.core.Positions`
+  last token (``read="last"``, or ``"mean"`` over tokens), added at any [`Positions`][tl_steer.core.Positions]
   scope; this is the single-vector variant most follow-up work uses.
 * CAA adds the vector at every position after the instruction; ``positions="all"`` (the default of ``hooks``) adds
   it at every real token, prompt included. Pass ``positions="generated"`` or ``"last_prompt+generated"`` to restrict it.
@@ -23,11 +23,11 @@ Differences from the reference code:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from .._types import TransformerBridge
 from ..collect import ReadSpec, collect
 from ..errors import SteeringError
 from ..functional import mean_difference
@@ -40,7 +40,7 @@ NAME = "caa"
 
 
 def _resolve_names(
-    model: Any, hook_names: Sequence[str] | str | None, layer: int | Sequence[int] | None, site: Site | str | None
+    model: TransformerBridge, hook_names: Sequence[str] | str | None, layer: int | Sequence[int] | None, site: Site | str | None
 ) -> list[str]:
     if hook_names is not None:
         if layer is not None or site is not None:
@@ -57,7 +57,7 @@ def _resolve_names(
 def mean_diff_from_activations(
     positive: dict[str, Tensor], negative: dict[str, Tensor], strength: float = 1.0, normalize: bool = False
 ) -> SteeringVectors:
-    """``{name: mean(positive[name]) - mean(negative[name])}`` as :class:`SteeringVectors` (``(n, *feature)`` each)."""
+    """``{name: mean(positive[name]) - mean(negative[name])}`` as [`SteeringVectors`][tl_steer.methods.vector.SteeringVectors] (``(n, *feature)`` each)."""
     check_pairs(positive, negative, "mean_diff")
     vectors: dict[str, Tensor] = {}
     for name in positive:
@@ -70,7 +70,7 @@ def mean_diff_from_activations(
 
 @torch.no_grad()
 def mean_diff(
-    model: Any,
+    model: TransformerBridge,
     contrast: ContrastSet,
     hook_names: Sequence[str] | str | None = None,
     *,
@@ -100,7 +100,7 @@ caa = mean_diff  #: CAA is the mean difference over A/B prompts ending in the an
 
 
 def actadd(
-    model: Any,
+    model: TransformerBridge,
     positive: str,
     negative: str,
     hook_names: Sequence[str] | str | None = None,
@@ -119,7 +119,7 @@ def actadd(
     )
 
 
-def _reads(model: Any, opts: FitOptions) -> list[str]:
+def _reads(model: TransformerBridge, opts: FitOptions) -> list[str]:
     return [hook_name(opts.layer_of(model.cfg.n_layers), opts.site or Site.RESID_PRE)]
 
 

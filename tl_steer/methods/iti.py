@@ -32,6 +32,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from .._types import TransformerBridge
 from ..collect import collect
 from ..core import HookList, PositionSpec
 from ..errors import ShapeError, SteeringError, ensure_finite
@@ -86,7 +87,7 @@ class ProbeReport:
 
 @dataclass(frozen=True, repr=False)
 class Iti(Described):
-    """Fitted ITI: its apply side is a :class:`SteeringVectors` on ``attn.hook_z`` (strength = alpha), and
+    """Fitted ITI: its apply side is a [`SteeringVectors`][tl_steer.methods.vector.SteeringVectors] on ``attn.hook_z`` (strength = alpha), and
     ``report`` holds the probe results."""
 
     vectors: SteeringVectors
@@ -96,6 +97,7 @@ class Iti(Described):
 
     @property
     def strength(self) -> float:
+        """The strength of the added vectors (ITI's alpha)."""
         return self.vectors.strength
 
     def _norms(self) -> str:
@@ -109,13 +111,26 @@ class Iti(Described):
     layers = property(lambda self: self.report.layers)
 
     def hook_names(self) -> list[str]:
+        """The hooks this method edits, in layer order."""
         return self.vectors.hook_names()
 
-    def hooks(self, model: Any, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
-        """``z_h + alpha * std_h * dir_h`` on the kept heads (default every real token)."""
+    def hooks(self, model: TransformerBridge, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
+        """Hooks that shift the kept heads' outputs: ``z_h + alpha * std_h * dir_h`` (``alpha`` is the strength).
+
+        Args:
+            model: the ``TransformerBridge`` the hooks will run on (its hook names are checked).
+            positions: which tokens to edit: a scope such as ``"all"`` (default: every real token, never padding),
+                ``"prompt"``, ``"last_prompt"``, ``"generated"``, ``"last"``, or a union ``"last_prompt+generated"``.
+            strength: overrides the fitted strength for these hooks only.
+
+        Returns:
+            TransformerLens' own hook list ``[(hook_name, fn), ...]``: pass it to
+            [`tl_steer.steer()`][tl_steer.steer], ``model.hooks(fwd_hooks=...)`` or ``run_with_hooks``.
+        """
         return self.vectors.hooks(model, positions, strength)
 
     def with_strength(self, strength: float) -> Iti:
+        """The same fitted method at another strength (no refitting)."""
         return replace(self, vectors=self.vectors.with_strength(strength))
 
     def relative(self, fraction: float) -> Iti:
@@ -123,9 +138,11 @@ class Iti(Described):
         return replace(self, vectors=self.vectors.relative(fraction))
 
     def to(self, device: Any) -> Iti:
+        """The same method with its tensors on ``device``."""
         return replace(self, vectors=self.vectors.to(device))
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """``(tensors, config)`` for [`tl_steer.io.save()`][tl_steer.io.save]: the tensors go to safetensors, the config to JSON."""
         r = self.report
         tensors = {"heads": r.heads, "directions": r.directions, "stds": r.stds, "probe_accuracy": r.probe_accuracy}
         return tensors, {"strength": self.strength, "layers": list(r.layers), "hook_names": self.hook_names(),
@@ -133,6 +150,7 @@ class Iti(Described):
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> Iti:
+        """The inverse of [`tl_steer.methods.iti.Iti.to_state()`][tl_steer.methods.iti.Iti.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
         report = ProbeReport(tensors["heads"].long(), tensors["directions"], tensors["stds"],
                              tensors["probe_accuracy"], tuple(config["layers"]))
         strength = config["strength"] if "strength" in config else config["alpha"]  # format 1 said alpha
@@ -200,7 +218,7 @@ class Iti(Described):
     @classmethod
     @torch.no_grad()
     def from_contrast(
-        cls, model: Any, contrast: ContrastSet, k: int = 8, strength: float = 5.0, layers: Sequence[int] | None = None,
+        cls, model: TransformerBridge, contrast: ContrastSet, k: int = 8, strength: float = 5.0, layers: Sequence[int] | None = None,
         val_fraction: float = 0.2, seed: int = 0, batch_size: int = 8, progress: bool = False, l2: float = 1.0,
     ) -> Iti:
         """Collect ``hook_z`` at the last token of every text on ``layers`` (default all) and fit."""
@@ -243,7 +261,7 @@ def group_split(
     return tuple(torch.tensor(x, dtype=torch.long) for x in (ptr, pva, ntr, nva))  # type: ignore[return-value]
 
 
-def _reads(model: Any, opts: FitOptions) -> list[str]:
+def _reads(model: TransformerBridge, opts: FitOptions) -> list[str]:
     return [hook_name(layer, Site.Z) for layer in range(model.cfg.n_layers)]
 
 

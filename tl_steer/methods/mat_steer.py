@@ -6,7 +6,7 @@ Update rule at one hook site, for every token activation ``a`` and attributes ``
     a'     = a + s * sum_t g_t(a) theta_t          (s: the method's strength, 1 in the paper)
     a'    <- a' * ||a|| / ||a'||                   (rescale=True, the paper's default: the edit only rotates a)
 
-Fitting (:meth:`MatSteer.fit`) minimises, per mini-batch of ``batch_size`` positive (desirable) and ``batch_size``
+Fitting ([`MatSteer.fit()`][tl_steer.methods.mat_steer.MatSteer.fit]) minimises, per mini-batch of ``batch_size`` positive (desirable) and ``batch_size``
 negative (undesirable) activations of *every* attribute::
 
     sum_t MMD^2(positive_t, edit(negative_t))         Gaussian-kernel MMD: move negative onto positive
@@ -14,9 +14,9 @@ negative (undesirable) activations of *every* attribute::
     + l2 * mean g(negative)                            sparsity: few attributes fire per token
     + l3 * sum_{i<j} cos^2(theta_i, theta_j)           orthogonality: attributes do not interfere
 
-with Adam. The steps are pure functions in :mod:`tl_steer.functional.mat_steer`. ``preset="reference"`` runs the
+with Adam. The steps are pure functions in [`tl_steer.functional.mat_steer`][tl_steer.functional.mat_steer]. ``preset="reference"`` runs the
 reference code's settings (lr 1e-3, lambdas 0.9 / 0.9 / 0.1, sigma 2, random init); the default ``"tuned"`` preset
-differs where the reference settings fail on small models (see :data:`PRESETS` and ``docs/methods/mat_steer.md``).
+differs where the reference settings fail on small models (see [`PRESETS`][tl_steer.methods.mat_steer.PRESETS] and ``docs/methods/mat_steer.md``).
 
 Differences from the reference code (``duykhuongnguyen/MAT-Steer`` at HEAD ``92de352``, ``validation/steering.py``):
 
@@ -47,6 +47,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .._typecheck import typed
+from .._types import TransformerBridge
 from ..core import HookList, Positions, PositionSpec, as_strength, scoped
 from ..errors import HookNameError, ManifestError, ShapeError, SteeringError, ensure_finite
 from ..functional import mat_steer as F
@@ -65,6 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "reference": {"kernel": "gaussian", "init": "random", "lr": 1e-3, "lambdas": (0.9, 0.9, 0.1),
                   "standardize": False, "val_fraction": 0.0, "patience": None, "steps_per_epoch": "smallest"},
 }
+"""The settings each preset of [`MatSteer.fit()`][tl_steer.methods.mat_steer.MatSteer.fit] fills in (an explicitly passed value wins): ``tuned`` (chosen on val) and ``reference`` (the reference code's)."""
 
 
 def _check_fit_inputs(
@@ -105,7 +107,7 @@ def _check_fit_inputs(
 
 @dataclass
 class FitHistory:
-    """What :meth:`MatSteer.fit` did: one dict per epoch (loss terms, MMD, mean pairwise distance, val loss)."""
+    """What [`MatSteer.fit()`][tl_steer.methods.mat_steer.MatSteer.fit] did: one dict per epoch (loss terms, MMD, mean pairwise distance, val loss)."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
@@ -115,6 +117,7 @@ class FitHistory:
     seconds: float = 0.0
 
     def column(self, key: str) -> list[float]:
+        """One logged quantity over all epochs."""
         return [e[key] for e in self.epochs if key in e]
 
 
@@ -229,6 +232,7 @@ class MatSteer(Described):
         return einops.rearrange(g, "(batch pos) 1 attr -> batch pos attr", batch=bsz, pos=pos)
 
     def with_strength(self, strength: float) -> MatSteer:
+        """The same fitted method at another strength (no refitting)."""
         return replace(self, strength=strength)
 
     def relative(self, fraction: float) -> MatSteer:
@@ -255,12 +259,14 @@ class MatSteer(Described):
         return replace(self, hook_name=hook_name, feature_shape=tuple(feature_shape), fit_config=cfg)
 
     def hook_names(self) -> list[str]:
+        """The hooks this method edits, in layer order."""
         return [self.hook_name]
 
     def to(self, device: Any) -> MatSteer:
+        """The same method with its tensors on ``device``."""
         return replace(self, theta=self.theta.to(device), w=self.w.to(device), b=self.b.to(device))
 
-    def check_model(self, model: Any) -> None:
+    def check_model(self, model: TransformerBridge) -> None:
         """Raise unless ``model`` has the hook and its activation shape matches the fitted one."""
         validate_hook_name(model, self.hook_name)
         site = _site_name(self.hook_name)
@@ -272,15 +278,26 @@ class MatSteer(Described):
                     f"{site} activations are {have}: another model? Refit on this model."
                 )
 
-    def hooks(self, model: Any, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
-        """``[(hook_name, fn)]`` for ``run_with_hooks`` / ``model.hooks`` / :func:`tl_steer.steer` (default: every
-        real token)."""
+    def hooks(self, model: TransformerBridge, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
+        """Hooks that apply the gated, norm-preserving MAT-Steer edit at the method's hook.
+
+        Args:
+            model: the ``TransformerBridge`` the hooks will run on (its hook names are checked).
+            positions: which tokens to edit: a scope such as ``"all"`` (default: every real token, never padding),
+                ``"prompt"``, ``"last_prompt"``, ``"generated"``, ``"last"``, or a union ``"last_prompt+generated"``.
+            strength: overrides the fitted strength for these hooks only.
+
+        Returns:
+            TransformerLens' own hook list ``[(hook_name, fn), ...]``: pass it to
+            [`tl_steer.steer()`][tl_steer.steer], ``model.hooks(fwd_hooks=...)`` or ``run_with_hooks``.
+        """
         self.check_model(model)
         fn = self if strength is None else self.with_strength(strength)
         return [(self.hook_name, scoped(fn, positions or Positions.ALL, model))]
 
     # ---------------------------------------------------------------- save / load
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """``(tensors, config)`` for [`tl_steer.io.save()`][tl_steer.io.save]: the tensors go to safetensors, the config to JSON."""
         tensors = {"theta": self.theta.detach().cpu(), "w": self.w.detach().cpu(), "b": self.b.detach().cpu()}
         config = {
             "version": STATE_VERSION, "hook_name": self.hook_name, "hook_names": [self.hook_name],
@@ -294,6 +311,7 @@ class MatSteer(Described):
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> MatSteer:
+        """The inverse of [`tl_steer.methods.mat_steer.MatSteer.to_state()`][tl_steer.methods.mat_steer.MatSteer.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
         if config.get("version") not in (1, STATE_VERSION):
             raise ManifestError(f"mat_steer state version {config.get('version')!r}, this tl_steer reads 1 and {STATE_VERSION}")
         missing = {"theta", "w", "b"} - set(tensors)
@@ -345,7 +363,7 @@ class MatSteer(Described):
         unbiased); ``negative[attr]`` those to steer AWAY from. The gates learn to fire on negative-like tokens and
         the edit moves them onto the positive distribution. Each tensor is ``(n, *feature)``.
 
-        ``preset`` fills every setting left at ``None`` (see :data:`PRESETS`): ``"tuned"`` (default: median-heuristic
+        ``preset`` fills every setting left at ``None`` (see [`PRESETS`][tl_steer.methods.mat_steer.PRESETS]): ``"tuned"`` (default: median-heuristic
         kernel, mean-difference init, lr 3e-3, lambdas 0.1, standardised optimisation, held-out early stopping) or
         ``"reference"`` (the reference code: Gaussian sigma 2, random init, lr 1e-3, lambdas 0.9/0.9/0.1, raw
         parametrisation, steps per epoch from the smallest set, no early stopping).
@@ -462,7 +480,7 @@ class MatSteer(Described):
     @classmethod
     def fit_texts(
         cls,
-        model: Any,
+        model: TransformerBridge,
         contrast_sets: Sequence[Any],
         hook_name: str,
         *,
@@ -470,7 +488,7 @@ class MatSteer(Described):
         collect_batch_size: int = 8,
         **fit_kwargs: Any,
     ) -> tuple[MatSteer, FitHistory]:
-        """Collect activations of :class:`~tl_steer.pairs.ContrastSet` texts at ``hook_name`` and :meth:`fit`.
+        """Collect activations of [`ContrastSet`][tl_steer.pairs.ContrastSet] texts at ``hook_name`` and [`tl_steer.methods.mat_steer.MatSteer.fit()`][tl_steer.methods.mat_steer.MatSteer.fit].
 
         Each set is one attribute; ``read`` says where each text's activation is read.
         """
@@ -494,7 +512,7 @@ class MatSteer(Described):
         return replace(method, fit_config=cfg), history
 
 
-def _reads(model: Any, opts: FitOptions) -> list[str]:
+def _reads(model: TransformerBridge, opts: FitOptions) -> list[str]:
     return [hook_name(opts.layer_of(model.cfg.n_layers), opts.site or Site.RESID_PRE)]
 
 

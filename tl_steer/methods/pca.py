@@ -7,7 +7,7 @@ mean), centred, and the first principal component ``u`` taken (SVD). ``u`` is si
 ``m = mean(d_i)`` and scaled by ``|m . u|``, so that strength 1 moves an activation as far along ``u`` as CAA's
 vector does.
 
-Update rule (applied by :class:`~tl_steer.methods.vector.SteeringVectors`): ``a' = a + strength * |m . u| * u``.
+Update rule (applied by [`SteeringVectors`][tl_steer.methods.vector.SteeringVectors]): ``a' = a + strength * |m . u| * u``.
 
 Differences from the reference code (``andyzoujm/representation-engineering``, ``rep_readers.PCARepReader``):
 the reference reads several layers and picks the sign by which side scores higher on held-out pairs; here one
@@ -49,7 +49,7 @@ def first_component(
 def pca_from_activations(
     positive: dict[str, Tensor], negative: dict[str, Tensor], strength: float = 1.0, seed: int = 0
 ) -> SteeringVectors:
-    """``{name: PC1 direction}`` as :class:`SteeringVectors` from aligned pairs ``(n, *feature)`` per hook."""
+    """``{name: PC1 direction}`` as [`SteeringVectors`][tl_steer.methods.vector.SteeringVectors] from aligned pairs ``(n, *feature)`` per hook."""
     check_pairs(positive, negative, "pca")
     g = torch.Generator().manual_seed(int(seed))
     vectors: dict[str, Tensor] = {}

@@ -20,7 +20,7 @@ Two modes (``hooks(model, mode=...)``):
 * ``"reference"``: what the reference code does. At the last prompt token, *every* layer's activation at the site
   is overwritten with a clean (unsteered) run's value, the selected elements scaled by ``1 + delta``; later layers
   at that position therefore never see the earlier edits ("frozen-clean" patching). It needs the clean values
-  (:meth:`Sadi.clean_activations`). For neurons it freezes ``mlp.hook_pre`` (so ``act(gate)`` is the clean one,
+  ([`tl_steer.methods.sadi.Sadi.clean_activations()`][tl_steer.methods.sadi.Sadi.clean_activations]). For neurons it freezes ``mlp.hook_pre`` (so ``act(gate)`` is the clean one,
   as the reference freezes ``act_fn``'s output) and scales ``hook_post``.
 
 Differences from the reference code (github.com/weixuan-wang123/SADI, HEAD d7fedf0):
@@ -45,6 +45,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from .._typecheck import typed
+from .._types import TransformerBridge
 from ..collect import collect
 from ..core import HookList, Positions, PositionSpec, as_strength, parse_position_set, scoped
 from ..errors import ShapeError, SteeringError, ensure_finite
@@ -134,6 +135,7 @@ class Sadi(Described):
 
     @property
     def k(self) -> int:
+        """The number of selected elements (ones in the mask)."""
         return int(self.mask.sum())
 
     def selected(self) -> list[tuple[int, int]]:
@@ -147,11 +149,12 @@ class Sadi(Described):
         return [hook_name(lay, self.site) for i, lay in enumerate(self.layers) if bool(self.mask[i].any())]
 
     def feature_mask(self, layer: int) -> Bool[Tensor, "*feature"]:
+        """The mask of one layer in the activation's trailing shape (heads expanded over ``d_head``)."""
         row = self.mask[self.layers.index(layer)]
         return expand_head_mask(row, int(self.d_head)) if self.site is Site.Z else row
 
     def hooks(
-        self, model: Any, positions: PositionSpec | None = None, strength: float | None = None, mode: Mode = "live",
+        self, model: TransformerBridge, positions: PositionSpec | None = None, strength: float | None = None, mode: Mode = "live",
         clean: dict[str, Tensor] | None = None,
     ) -> HookList:
         """TL hook list ``[(hook_name, fn), ...]``.
@@ -164,7 +167,7 @@ class Sadi(Described):
             mode: ``"live"`` scales the live activation, one hook per layer with selected elements;
                 ``"reference"`` is the reference code's frozen-clean patch at the last prompt token, one hook per
                 fitted layer (see the module docstring).
-            clean: reference mode only: ``{name: (batch, *feature)}`` from :meth:`clean_activations` on the same
+            clean: reference mode only: ``{name: (batch, *feature)}`` from [`tl_steer.methods.sadi.Sadi.clean_activations()`][tl_steer.methods.sadi.Sadi.clean_activations] on the same
                 prompts, in the same order.
 
         Returns:
@@ -191,11 +194,11 @@ class Sadi(Described):
             return [f"blocks.{layer}.mlp.hook_pre" for layer in self.layers]
         return [hook_name(layer, self.site) for layer in self.layers]
 
-    def clean_activations(self, model: Any, prompts: Sequence[str], batch_size: int = 8) -> dict[str, Tensor]:
-        """An unsteered run's activations at each prompt's last token, at :meth:`clean_names` (for reference mode)."""
+    def clean_activations(self, model: TransformerBridge, prompts: Sequence[str], batch_size: int = 8) -> dict[str, Tensor]:
+        """An unsteered run's activations at each prompt's last token, at [`tl_steer.methods.sadi.Sadi.clean_names()`][tl_steer.methods.sadi.Sadi.clean_names] (for reference mode)."""
         return collect(model, list(prompts), self.clean_names(), read="last", batch_size=batch_size, progress=False).acts
 
-    def _reference_hooks(self, model: Any, positions: PositionSpec, delta: float, clean: dict[str, Tensor] | None) -> HookList:
+    def _reference_hooks(self, model: TransformerBridge, positions: PositionSpec, delta: float, clean: dict[str, Tensor] | None) -> HookList:
         if parse_position_set(positions) != (Positions.LAST_PROMPT,):
             raise SteeringError(
                 f"SADI reference mode patches the last prompt token only (the reference's ntoks - 1), got positions "
@@ -221,6 +224,7 @@ class Sadi(Described):
         return out
 
     def with_strength(self, strength: float) -> Sadi:
+        """The same fitted method at another strength (no refitting)."""
         return replace(self, strength=strength)
 
     def with_k(self, k: int, select: Select = "top") -> Sadi:
@@ -228,15 +232,18 @@ class Sadi(Described):
         return replace(self, mask=top_k_mask(self.scores, k, select))
 
     def to(self, device: Any) -> Sadi:
+        """The same method with its tensors on ``device``."""
         return replace(self, scores=self.scores.to(device), mask=self.mask.to(device))
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """``(tensors, config)`` for [`tl_steer.io.save()`][tl_steer.io.save]: the tensors go to safetensors, the config to JSON."""
         config = {"site": self.site.value, "layers": list(self.layers), "strength": self.strength, "d_head": self.d_head,
                   "k": self.k, "hook_names": self.hook_names()}
         return {"scores": self.scores, "mask": self.mask}, config
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> Sadi:
+        """The inverse of [`tl_steer.methods.sadi.Sadi.to_state()`][tl_steer.methods.sadi.Sadi.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
         return cls(config["site"], tuple(config["layers"]), tensors["scores"], tensors["mask"].bool(),
                    config["strength"] if "strength" in config else config["delta"], config.get("d_head"))
 
@@ -296,7 +303,7 @@ class Sadi(Described):
     @torch.no_grad()
     def from_contrast(
         cls,
-        model: Any,
+        model: TransformerBridge,
         contrast: ContrastSet,
         site: Site | str = Site.Z,
         layers: Sequence[int] | None = None,
@@ -324,7 +331,7 @@ class Sadi(Described):
 _PRE = ".mlp.hook_pre"
 
 
-def _neuron_act(model: Any, site: Site, rank: str) -> str | None:
+def _neuron_act(model: TransformerBridge, site: Site, rank: str) -> str | None:
     """The activation function to rank neurons on, or None to rank on the site's own activation."""
     if rank not in ("act_fn", "post"):
         raise SteeringError(f"SADI rank must be 'act_fn' (the reference) or 'post', got {rank!r}")
@@ -346,7 +353,7 @@ def _as_neurons(acts: dict[str, Tensor], neuron_act: str | None) -> dict[str, Te
     return {n[: -len(_PRE)] + ".mlp.hook_post": neuron_activation(v, neuron_act) for n, v in acts.items()}
 
 
-def _reads(model: Any, opts: FitOptions) -> list[str]:
+def _reads(model: TransformerBridge, opts: FitOptions) -> list[str]:
     site = parse_site(opts.site or Site.Z)
     feature_shape(model, site)
     if _neuron_act(model, site, opts.extra.get("rank", "act_fn")):

@@ -1,7 +1,7 @@
 """Fixed steering vectors added at one or more hook sites: the apply side of CAA, ActAdd, PCA/RepE and ITI.
 
 ``a' = a + strength * v`` at the chosen positions. Fitting the vectors lives in the methods' own modules
-(:mod:`~tl_steer.methods.diff_means`, :mod:`~tl_steer.methods.pca`, :mod:`~tl_steer.methods.iti`).
+([`diff_means`][tl_steer.methods.diff_means], [`pca`][tl_steer.methods.pca], [`iti`][tl_steer.methods.iti]).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from .._typecheck import typed
+from .._types import TransformerBridge
 from ..core import HookList, Positions, PositionSpec, as_strength, scoped
 from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import add_scaled
@@ -40,7 +41,7 @@ class SteeringVectors(Described):
     vectors: dict[str, Tensor] = field(default_factory=dict)
     strength: float = 1.0
     method: str = "vectors"
-    #: mean activation norm at each hook on the fitting texts (for :meth:`relative`); empty when unknown
+    #: mean activation norm at each hook on the fitting texts (for [`tl_steer.methods.vector.SteeringVectors.relative()`][tl_steer.methods.vector.SteeringVectors.relative]); empty when unknown
     site_norms: dict[str, float] = field(default_factory=dict)
     state: ClassVar[str] = "steering_vectors"
 
@@ -55,9 +56,11 @@ class SteeringVectors(Described):
         return "|v|=" + "/".join(f"{float(v.float().norm()):.3g}" for v in list(self.vectors.values())[:3])
 
     def hook_names(self) -> list[str]:
+        """The hooks this method edits, in layer order."""
         return list(self.vectors)
 
     def with_strength(self, strength: float) -> SteeringVectors:
+        """The same fitted method at another strength (no refitting)."""
         return replace(self, strength=strength)
 
     def relative(self, fraction: float) -> SteeringVectors:
@@ -72,14 +75,17 @@ class SteeringVectors(Described):
         return self.with_strength(as_strength(fraction, "fraction") * sum(ratios) / len(ratios))
 
     def to(self, device: Any) -> SteeringVectors:
+        """The same method with its tensors on ``device``."""
         return replace(self, vectors={k: v.to(device) for k, v in self.vectors.items()})
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """``(tensors, config)`` for [`tl_steer.io.save()`][tl_steer.io.save]: the tensors go to safetensors, the config to JSON."""
         return dict(self.vectors), {"strength": self.strength, "method": self.method, "hook_names": list(self.vectors),
                                     "site_norms": dict(self.site_norms)}
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> SteeringVectors:
+        """The inverse of [`tl_steer.methods.vector.SteeringVectors.to_state()`][tl_steer.methods.vector.SteeringVectors.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
         missing = [k for k in config["hook_names"] if k not in tensors]
         if missing:
             raise SteeringError(f"the saved tensors lack the vectors of {missing}")
@@ -87,8 +93,19 @@ class SteeringVectors(Described):
         return cls({k: tensors[k] for k in config["hook_names"]}, strength, str(config.get("method", "vectors")),
                    {str(k): float(v) for k, v in (config.get("site_norms") or {}).items()})
 
-    def hooks(self, model: Any, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
-        """``[(hook_name, fn), ...]`` adding ``strength * v`` at ``positions`` (default every real token)."""
+    def hooks(self, model: TransformerBridge, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
+        """Hooks that add ``strength * v`` at every hook of the method.
+
+        Args:
+            model: the ``TransformerBridge`` the hooks will run on (its hook names are checked).
+            positions: which tokens to edit: a scope such as ``"all"`` (default: every real token, never padding),
+                ``"prompt"``, ``"last_prompt"``, ``"generated"``, ``"last"``, or a union ``"last_prompt+generated"``.
+            strength: overrides the fitted strength for these hooks only.
+
+        Returns:
+            TransformerLens' own hook list ``[(hook_name, fn), ...]``: pass it to
+            [`tl_steer.steer()`][tl_steer.steer], ``model.hooks(fwd_hooks=...)`` or ``run_with_hooks``.
+        """
         s = self.strength if strength is None else as_strength(strength)
         out: HookList = []
         for name, vec in self.vectors.items():
