@@ -167,6 +167,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         e = res.metrics[res.headline]
         print(f"{res.task} {res.method} {res.headline} = {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] (n={res.n}, "
               f"{res.seconds:.1f}s)")
+        others = [k for k in res.metrics if k != res.headline]
+        if others:
+            print("  " + "; ".join(f"{k} = {res.metrics[k].value:.4f} [{res.metrics[k].low:.4f}, "
+                                   f"{res.metrics[k].high:.4f}] (n={res.metrics[k].n})" for k in others))
         if args.out:
             print(f"  -> {write_json(res, args.out)}")
     if args.out:
@@ -218,6 +222,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="task loader option, e.g. primer=true (TruthfulQA), mmlu:shots=0; KEY=VALUE goes to every "
                         "task that takes KEY")
     p.add_argument("--batch-size", type=int, default=8, help="rows per forward (default %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch, e.g. --threads 1 on a shared 2-core machine (default: torch's own)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default %(default)s)")
     p.add_argument("--layer", type=int, default=None, help="steering layer of single-site methods (default n_layers // 2)")
     p.add_argument("--site", default=None, help="hook site, e.g. resid_pre, z, mlp_post (default: each method's own)")
@@ -304,6 +310,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "threads", None):
+            if args.threads < 1:
+                raise SteeringError(f"--threads must be >= 1, got {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("tl-steer: interrupted", file=sys.stderr)

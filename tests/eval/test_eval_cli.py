@@ -16,7 +16,7 @@ def test_eval_writes_json_and_table(tmp_path, data_dir, capsys):
     rc = main(["eval", "--model", "tiny", "--task", "truthfulqa_mc2", "toxigen", "--limit", "4", "--quiet",
                "--data-dir", str(data_dir), "--out", str(out)])
     assert rc == 0
-    doc = json.loads((out / "tiny__truthfulqa_mc2__none__test.json").read_text())
+    doc = json.loads((out / "tiny__truthfulqa_mc2__none__test__limit4.json").read_text())
     assert doc["n"] == 4 and doc["headline"] == "mc2" and 0 <= doc["metrics"]["mc2"]["value"] <= 1
     lo, hi = doc["metrics"]["mc2"]["ci95"]
     assert lo <= doc["metrics"]["mc2"]["value"] <= hi
@@ -33,7 +33,7 @@ def test_fit_then_eval_with_load(tmp_path, data_dir, capsys):
     rc = main(["eval", "--model", "tiny", "--task", "toxigen", "--method", "caa", "--load", str(fit_dir),
                "--strength", "4", "--limit", "3", "--quiet", "--data-dir", str(data_dir), "--out", str(tmp_path / "r")])
     assert rc == 0
-    doc = json.loads((tmp_path / "r" / "tiny__toxigen__caa__test.json").read_text())
+    doc = json.loads((tmp_path / "r" / "tiny__toxigen__caa__test__limit3.json").read_text())
     assert doc["method"] == "caa" and doc["config"]["strength"] == 4.0 and doc["n"] == 3
 
 
@@ -41,8 +41,8 @@ def test_prompting_changes_the_prompt(tmp_path, data_dir):
     for m in ("none", "prompting"):
         assert main(["eval", "--model", "tiny", "--task", "copa", "--method", m, "--limit", "3", "--quiet",
                      "--data-dir", str(data_dir), "--out", str(tmp_path)]) == 0
-    a = json.loads((tmp_path / "tiny__copa__none__test.json").read_text())
-    b = json.loads((tmp_path / "tiny__copa__prompting__test.json").read_text())
+    a = json.loads((tmp_path / "tiny__copa__none__test__limit3.json").read_text())
+    b = json.loads((tmp_path / "tiny__copa__prompting__test__limit3.json").read_text())
     assert a["n"] == b["n"] == 3 and a["method"] != b["method"]
 
 
@@ -71,7 +71,7 @@ def test_load_takes_the_method_from_the_manifest(tmp_path, data_dir, capsys):
     rc = main(["eval", "--task", "toxigen", "--load", str(fit_dir), "--strength", "2", "--limit", "2", "--out", str(out),
                *common])
     assert rc == 0
-    doc = json.loads((out / "tiny__toxigen__sadi__test.json").read_text())
+    doc = json.loads((out / "tiny__toxigen__sadi__test__limit2.json").read_text())
     assert doc["method"] == "sadi" and doc["config"]["strength"] == 2.0
     rc = main(["eval", "--task", "toxigen", "--load", str(fit_dir), "--kernel", "median", "--limit", "2", *common])
     _one_line_error(capsys, rc, "--kernel configure fitting and cannot be used with --load")
@@ -106,8 +106,8 @@ def test_task_options_go_only_to_tasks_that_take_them(tmp_path, data_dir, capsys
     rc = main(["eval", "--model", "tiny", "--task", "copa", "mmlu", "--task-option", "shots=0", "--limit", "2",
                "--quiet", "--data-dir", str(data_dir), "--out", str(tmp_path)])
     assert rc == 0
-    mmlu = json.loads((tmp_path / "tiny__mmlu__none__test.json").read_text())
-    copa = json.loads((tmp_path / "tiny__copa__none__test.json").read_text())
+    mmlu = json.loads((tmp_path / "tiny__mmlu__none__test__limit2__shots-0.json").read_text())
+    copa = json.loads((tmp_path / "tiny__copa__none__test__limit2.json").read_text())
     assert mmlu["config"]["task_options"] == {"shots": 0} and copa["config"]["task_options"] == {}
 
 
@@ -123,3 +123,28 @@ def test_version_and_help_list_the_registry(capsys):
     for name in registry.names():
         assert name in text
     assert "--preset" in text and "[mat-steer]" in text
+
+
+def test_result_files_keep_runs_that_differ_in_limit_or_options_apart(tmp_path, data_dir, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    common = ["eval", "--model", "tiny", "--task", "mmlu", "--quiet", "--data-dir", str(data_dir), "--out", str(tmp_path),
+              "--threads", "1"]
+    assert main([*common, "--limit", "2", "--task-option", "shots=0"]) == 0
+    assert main([*common, "--limit", "2", "--task-option", "shots=1"]) == 0
+    assert main([*common, "--limit", "3", "--task-option", "shots=1"]) == 0
+    names = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert names == ["tiny__mmlu__none__test__limit2__shots-0.json", "tiny__mmlu__none__test__limit2__shots-1.json",
+                     "tiny__mmlu__none__test__limit3__shots-1.json"]
+    assert torch.get_num_threads() == 1  # --threads 1
+    torch.set_num_threads(before)
+
+
+def test_console_prints_every_metric_not_only_the_headline(tmp_path, data_dir, capsys):
+    assert main(["eval", "--model", "tiny", "--task", "truthfulqa_mc2", "bbq", "--limit", "6", "--quiet",
+                 "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "truthfulqa_mc2 none mc2 =" in out and "mc1 = " in out
+    assert "acc_ambig = " in out or "acc_disambig = " in out
+    assert "(no --out given: nothing was written)" in out

@@ -36,10 +36,22 @@ def _write(path: Path, text: str) -> Path:
         raise SteeringError(f"{path} is a directory; remove it or choose another results directory") from None
 
 
+def result_stem(result: EvalResult) -> str:
+    """The file name of a result: model, task, method, split, then ``--limit`` and task options when set, so runs that
+    differ in them (a 0-shot and a 5-shot MMLU, 50 vs all items) never overwrite each other."""
+    parts = [_slug(result.model), result.task, result.method, result.split]
+    limit = result.config.get("limit")
+    if limit is not None:
+        parts.append(f"limit{limit}")
+    for key, value in sorted((result.config.get("task_options") or {}).items()):
+        parts.append(_slug(f"{key}={value}"))
+    return "__".join(parts)
+
+
 def write_json(result: EvalResult, out_dir: str | Path) -> Path:
     """Write one result atomically (a rerun of the same cell replaces it)."""
     out = _out_dir(out_dir)
-    path = out / f"{_slug(result.model)}__{result.task}__{result.method}__{result.split}.json"
+    path = out / f"{result_stem(result)}.json"
     return _write(path, json.dumps(result.to_dict(), indent=2) + "\n")
 
 
@@ -125,9 +137,10 @@ def plot(results: Sequence[EvalResult], path: str | Path, metric: str | None = N
         raise SteeringError("no results to plot")
     tasks = list(dict.fromkeys(r.task for r in results))
     methods = list(dict.fromkeys(r.method for r in results))
+    methods.sort(key=lambda m: m not in ("none", "base"))  # the unsteered model first (stable for the rest)
     by = {(r.method, r.task): r for r in results}
     width = 0.8 / len(methods)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(tasks), 3.4))
+    fig, ax = plt.subplots(figsize=(2.6 + 1.6 * len(tasks), 3.6))
     for k, meth in enumerate(methods):
         xs, ys, lo, hi = [], [], [], []
         for i, t in enumerate(tasks):
@@ -139,11 +152,16 @@ def plot(results: Sequence[EvalResult], path: str | Path, metric: str | None = N
             ys.append(e.value)
             lo.append(e.value - e.low)
             hi.append(e.high - e.value)
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=meth)
+        label = "base (unsteered)" if meth in ("none", "base") else meth
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=label, color="grey" if meth in ("none", "base") else None)
+    labels = []
+    for t in tasks:
+        r = next(r for r in results if r.task == t)
+        labels.append(f"{t}\n{metric or r.headline}, n={r.n}")
     ax.set_xticks(range(len(tasks)))
-    ax.set_xticklabels(tasks, rotation=20)
-    ax.set_ylabel(metric or "headline metric")
-    ax.legend(fontsize=7, ncol=min(3, len(methods)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel(f"{metric} (95% CI)" if metric else "each task's headline metric (95% CI)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the bars, never on them
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -176,10 +176,17 @@ def score_items(
         by_seq.setdefault(s, []).append(r)
     result = [0.0] * len(targets)
     greedy_ids: list[list[int]] = [[] for _ in targets]
-    with steer(model, hooks or []):
-        for batch in tqdm(_batches(seqs, order, batch_size, getattr(model.cfg, "n_ctx", None)), desc=desc,
-                          disable=not progress, leave=False):
+    batches = _batches(seqs, order, batch_size, getattr(model.cfg, "n_ctx", None))
+    # the bar counts items, advanced in proportion to the tokens each batch computes: longest prompts run first,
+    # so counting batches (or rows) would make the first ETA far too long
+    cost = [len(batch) * max(len(seqs[s][0]) + len(seqs[s][1]) for s in batch) for batch in batches]
+    total = float(sum(cost)) or 1.0
+    bar = tqdm(total=len(items), desc=desc, disable=not progress, leave=False, unit="item",
+               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} items [{elapsed}<{remaining}]")
+    with steer(model, hooks or []), bar:
+        for batch, c in zip(batches, cost, strict=True):
             logp = _run_batch(model, [seqs[s] for s in batch], pad_id)
+            bar.update(len(items) * c / total)
             for row, s in enumerate(batch):
                 for r in by_seq[s]:
                     cont = targets[r][1]
