@@ -1,0 +1,247 @@
+"""What steering costs: every registered method's hooks against the unsteered bridge and a plain Hugging Face model.
+
+Measured in one run, in interleaved rounds (each round runs every condition once, so drift hits all alike), and
+printed as min / median seconds and **ratios of medians** (never absolute targets):
+
+* forward, batch 8 x 64 tokens: unsteered bridge, bridge + each method's hooks, plain HF (the same weights);
+* KV-cached greedy generation, batch 1 and batch 8 (left-padded), per decode token: the same conditions;
+* ``collect`` against a hand-written ``run_with_cache(names_filter=..., stop_at_layer=...)`` loop;
+* MAT-Steer fit time at N = 1k / 4k / 16k token activations per side, T = 3 attributes (synthetic activations);
+* evaluation throughput (items/s) of the harness's scorer, and a strength sweep of SADI (8 strengths, last prompt
+  token): 8 full forwards per item vs one cached prefix (``score_last_token``).
+
+    python benchmarks/bench_overhead.py                   # SmolLM2 on CPU, ~5-10 min on 2 cores
+    python benchmarks/bench_overhead.py --quick           # the tiny HF model, seconds (what the test runs)
+    python benchmarks/bench_overhead.py --device cuda     # on a GPU the per-hook Python and launch costs show
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from tl_steer import registry, steer  # noqa: E402
+from tl_steer.cli import load_model  # noqa: E402
+from tl_steer.collect import collect  # noqa: E402
+from tl_steer.pairs import ContrastSet  # noqa: E402
+from tl_steer.registry import FitOptions  # noqa: E402
+from tl_steer.sites import hook_name  # noqa: E402
+
+PAIRS = ContrastSet(
+    "sentiment",
+    ("I love this, it is wonderful", "What a delightful, happy day", "The film was moving and kind",
+     "She was thrilled and grateful", "Everything is going well", "A lovely, warm evening"),
+    ("I hate this, it is awful", "What a miserable, gloomy day", "The film was cruel and boring",
+     "She was furious and bitter", "Everything is going wrong", "A bleak, cold evening"),
+)
+PROMPTS = ["The movie was", "My weekend at the beach was really", "The new restaurant downtown is",
+           "I think that", "Tell me about your day, please:", "Honestly, the service", "Our trip to the mountains",
+           "The weather today"]
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def interleaved(conditions: dict[str, Callable[[], Any]], rounds: int, device: str) -> dict[str, dict[str, float]]:
+    """``{name: {"min": s, "median": s}}``: each round runs every condition once, in a rotating order."""
+    names = list(conditions)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for fn in conditions.values():  # warm-up
+        fn()
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            _sync(device)
+            t0 = time.perf_counter()
+            conditions[n]()
+            _sync(device)
+            times[n].append(time.perf_counter() - t0)
+    return {n: {"min": min(v), "median": statistics.median(v)} for n, v in times.items()}
+
+
+def ratios(res: dict[str, dict[str, float]], base: str) -> dict[str, float]:
+    return {n: v["median"] / res[base]["median"] for n, v in res.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--new-tokens", type=int, default=16)
+    ap.add_argument("--fit-sizes", type=int, nargs="*", default=[1000, 4000, 16000])
+    ap.add_argument("--quick", action="store_true", help="tiny HF model, 2 rounds: a smoke test")
+    ap.add_argument("--out", default="results/bench_overhead.json")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.model, args.rounds, args.new_tokens, args.fit_sizes = "tiny-hf", 2, 4, [200]
+    torch.manual_seed(0)
+    dev = args.device
+    model = load_model(args.model, dev)
+    model.eval()
+    report: dict[str, Any] = {"model": args.model, "device": dev, "threads": torch.get_num_threads(),
+                              "rounds": args.rounds}
+    print(f"model {args.model} on {dev}, {torch.get_num_threads()} threads, {args.rounds} interleaved rounds")
+
+    hf = None
+    if args.model not in ("tiny", "tiny-hf"):
+        from tl_steer.models import load_hf
+
+        hf, _ = load_hf(args.model, device=dev)
+        hf.eval()
+
+    # every registered method, fitted once on the same small set (defaults; MAT-Steer briefly)
+    opts = FitOptions(progress=False, extra={})
+    fitted = {}
+    for spec in registry.specs():
+        extra = {"epochs": 3} if spec.name == "mat-steer" else {}
+        fitted[spec.name] = registry.fit(spec.name, model, [PAIRS], FitOptions(**{**opts.__dict__, "extra": extra}))
+    hooks = {name: m.hooks(model, positions=registry.get(name).default_positions) for name, m in fitted.items()}
+    all_layers = registry.get("caa").cls(
+        {hook_name(i, "resid_pre"): torch.zeros(model.cfg.d_model, device=dev) for i in range(model.cfg.n_layers)},
+        1.0, "caa").hooks(model)
+    hooks[f"caa x {model.cfg.n_layers} layers"] = all_layers
+
+    # ---- forward 8 x 64
+    tokens = torch.randint(min(100, model.cfg.d_vocab // 2), min(model.cfg.d_vocab, 5000), (8, 64), device=dev)
+
+    def fwd(h: list) -> Callable[[], Any]:
+        def run() -> Any:
+            with torch.no_grad(), steer(model, h):
+                return model(tokens, return_type="logits")
+        return run
+
+    conds = {"bridge": fwd([]), **{f"bridge+{n}": fwd(h) for n, h in hooks.items()}}
+    if hf is not None:
+        conds["plain HF"] = lambda: hf(tokens).logits
+    res = interleaved(conds, args.rounds, dev)
+    report["forward_8x64"] = {"seconds": res, "ratio_vs_bridge": ratios(res, "bridge"),
+                              **({"ratio_vs_hf": ratios(res, "plain HF")} if hf is not None else {})}
+
+    # ---- KV-cached greedy generation, batch 1 and 8 (left-padded), per decode token
+    tok = model.tokenizer
+    for batch in (1, 8):
+        prompts = PROMPTS[:batch]
+
+        def gen(h: list, prompts: list[str] = prompts) -> Callable[[], Any]:
+            def run() -> Any:
+                with torch.no_grad(), steer(model, h):
+                    return model.generate(prompts if len(prompts) > 1 else prompts[0], max_new_tokens=args.new_tokens,
+                                          do_sample=False, stop_at_eos=False, verbose=False, padding_side="left")
+            return run
+
+        conds = {"bridge": gen([]), **{f"bridge+{n}": gen(h) for n, h in hooks.items() if "layers" not in n}}
+        if hf is not None:
+            enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left").to(dev)
+            conds["plain HF"] = lambda enc=enc: hf.generate(**enc, max_new_tokens=args.new_tokens, do_sample=False,
+                                                            min_new_tokens=args.new_tokens,
+                                                            pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        res = interleaved(conds, args.rounds, dev)
+        per_tok = {n: {k: v / args.new_tokens for k, v in d.items()} for n, d in res.items()}
+        report[f"generate_batch{batch}"] = {"seconds_per_token": per_tok, "ratio_vs_bridge": ratios(res, "bridge"),
+                                            **({"ratio_vs_hf": ratios(res, "plain HF")} if hf is not None else {})}
+
+    # ---- collect vs a hand-written loop
+    texts = list(PAIRS.positive + PAIRS.negative) * 4
+    name = hook_name(model.cfg.n_layers // 2, "resid_pre")
+
+    def by_hand() -> Any:
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(texts), 8):
+                toks = model.to_tokens(texts[i: i + 8], padding_side="left")
+                _, cache = model.run_with_cache(toks, names_filter=[name], stop_at_layer=model.cfg.n_layers // 2 + 1)
+                out.append(cache[name][:, -1])
+        return torch.cat(out)
+
+    res = interleaved({"collect": lambda: collect(model, texts, [name], progress=False),
+                       "hand-written loop": by_hand}, args.rounds, dev)
+    report["collect"] = {"seconds": res, "ratio_vs_loop": ratios(res, "hand-written loop")}
+
+    # ---- MAT-Steer fit time (synthetic token activations, T = 3)
+    from tl_steer.methods.mat_steer import MatSteer
+
+    fit_times = {}
+    for n in args.fit_sizes:
+        g = torch.Generator().manual_seed(n)
+        pos = {f"a{t}": torch.randn(n, model.cfg.d_model, generator=g) + t for t in range(3)}
+        neg = {f"a{t}": torch.randn(n, model.cfg.d_model, generator=g) - t for t in range(3)}
+        t0 = time.perf_counter()
+        _, hist = MatSteer.fit(pos, neg, name, epochs=2, patience=None, seed=0, progress=False, device=dev)
+        fit_times[n] = {"seconds_per_epoch": (time.perf_counter() - t0) / 2}
+    report["mat_steer_fit"] = fit_times
+
+    # ---- evaluation throughput and a cached strength sweep
+    report["eval"] = _eval_speed(model, fitted.get("sadi"), args)
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(render(report))
+    print(f"-> {args.out}")
+    return 0
+
+
+def _eval_speed(model: Any, sadi: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from tl_steer.eval.scoring import score_items, score_last_token
+    from tl_steer.eval.tasks import MCItem
+
+    items = [MCItem(f"Review: {p} fine.\nSentiment:", (" positive", " negative"), (1, 0)) for p in PROMPTS] * 4
+    try:
+        score_last_token(model, items[:1], {"base": []})
+    except Exception:  # noqa: BLE001 - multi-token choices (tiny tokenizer): one-character choices instead
+        items = [MCItem(f"Review: {p} fine.\nSentiment:", ("p", "n"), (1, 0)) for p in PROMPTS] * 4
+    strengths = [0.5, 1, 2, 4, 8, 16, 32, 64]
+    configs = {f"s={s}": sadi.hooks(model, strength=s) for s in strengths}
+    t0 = time.perf_counter()
+    full = {k: score_items(model, items, h, batch_size=16) for k, h in configs.items()}
+    t_full = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = score_last_token(model, items, configs, batch_size=16)
+    t_fast = time.perf_counter() - t0
+    diff = max(abs(a - b) for k in configs for f, s in zip(fast[k], full[k], strict=True)
+               for a, b in zip(f.logprob, s.logprob, strict=True))
+    return {"items": len(items), "sweep_points": len(strengths),
+            "score_items_items_per_s": len(items) * len(strengths) / t_full,
+            "score_last_token_items_per_s": len(items) * len(strengths) / t_fast,
+            "sweep_speedup": t_full / t_fast, "max_abs_logprob_diff": diff}
+
+
+def render(r: dict[str, Any]) -> str:
+    lines = [f"\n{r['model']} on {r['device']} ({r['threads']} threads), ratios of medians over {r['rounds']} rounds"]
+    for key, unit in (("forward_8x64", "seconds"), ("generate_batch1", "seconds_per_token"),
+                      ("generate_batch8", "seconds_per_token")):
+        d = r[key]
+        lines.append(f"\n{key}: condition | median {unit} | vs bridge" + (" | vs plain HF" if "ratio_vs_hf" in d else ""))
+        for n, v in d[unit].items():
+            row = f"  {n:<28} {v['median']:.4f}  {d['ratio_vs_bridge'][n]:.3f}x"
+            if "ratio_vs_hf" in d:
+                row += f"  {d['ratio_vs_hf'][n]:.3f}x"
+            lines.append(row)
+    c = r["collect"]
+    lines.append(f"\ncollect vs hand-written loop: {c['ratio_vs_loop']['collect']:.3f}x")
+    lines.append("MAT-Steer fit (T = 3): " + ", ".join(f"N={n}: {v['seconds_per_epoch']:.2f} s/epoch"
+                                                    for n, v in r["mat_steer_fit"].items()))
+    e = r["eval"]
+    lines.append(f"SADI 8-point strength sweep on {e['items']} items: score_items {e['score_items_items_per_s']:.1f} "
+                 f"item-configs/s, score_last_token {e['score_last_token_items_per_s']:.1f} ({e['sweep_speedup']:.1f}x; "
+                 f"max |Δ logprob| {e['max_abs_logprob_diff']:.1e})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
