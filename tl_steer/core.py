@@ -256,7 +256,8 @@ class PositionTracker:
                                 last_fed=self._last_fed if override is not None else True)
         self._total = past + n_new
         self._cache_ref = cache
-        self._tokens = ids.detach().clone() if (ids is not None and cache is None) else None
+        # kept only where an uncached continuation can follow (inside generate): no copy on plain forwards
+        self._tokens = ids.detach().clone() if (ids is not None and cache is None and self._generating) else None
 
     @staticmethod
     def _target(model: TransformerBridge) -> torch.nn.Module:

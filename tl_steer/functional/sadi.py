@@ -62,10 +62,13 @@ def expand_head_mask(mask: Bool[Tensor, "n_heads"], d_head: int) -> Bool[Tensor,
 
 @typed
 def sadi_edit(
-    activation: Float[Tensor, "batch pos *feature"], mask: Bool[Tensor, "*feature"], delta: float
+    activation: Float[Tensor, "batch pos *feature"], mask: Bool[Tensor, "*feature"] | Float[Tensor, "*feature"],
+    delta: float,
 ) -> Float[Tensor, "batch pos *feature"]:
-    """``a + delta * (M ⊙ a)``, out of place, in the activation's dtype and device."""
-    m = mask.to(device=activation.device, dtype=activation.dtype)
+    """``a + delta * (M ⊙ a)``, out of place, in the activation's dtype and device. A 0/1 ``mask`` already in the
+    activation's dtype and device (what the hooks hold) is used as is."""
+    m = mask if (mask.dtype == activation.dtype and mask.device == activation.device) else mask.to(
+        device=activation.device, dtype=activation.dtype)
     return activation + delta * (m * activation)
 
 

@@ -69,7 +69,7 @@ from ..sites import Site, check_activation, feature_shape, hook_name, parse_site
 class SadiEdit:
     """``a + delta * (M ⊙ a)`` at one hook; ``mask`` has the activation's trailing shape."""
 
-    mask: Bool[Tensor, "*feature"]
+    mask: Bool[Tensor, "*feature"] | Float[Tensor, "*feature"]  #: 0/1, in the model's dtype when built by ``hooks``
     delta: float
 
     @typed
@@ -185,7 +185,8 @@ class Sadi(Described):
         for name in self.hook_names():
             validate_hook_name(model, name)
             layer = site_of(name)[0]
-            out.append((name, scoped(SadiEdit(self.feature_mask(layer), d), positions, model)))
+            mask = self.feature_mask(layer).to(device=_device(model), dtype=_dtype(model))  # converted once, here
+            out.append((name, scoped(SadiEdit(mask, d), positions, model)))
         return out
 
     def clean_names(self) -> list[str]:
@@ -329,6 +330,15 @@ class Sadi(Described):
 
 
 _PRE = ".mlp.hook_pre"
+
+
+def _device(model: Any) -> Any:
+    return getattr(getattr(model, "cfg", None), "device", None) or "cpu"
+
+
+def _dtype(model: Any) -> torch.dtype:
+    dtype = getattr(getattr(model, "cfg", None), "dtype", None)
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32
 
 
 def _neuron_act(model: TransformerBridge, site: Site, rank: str) -> str | None:
