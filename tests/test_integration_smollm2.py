@@ -1,5 +1,7 @@
 """The hook core on the real SmolLM2-135M-Instruct (GQA: 9 query heads, 3 KV heads)."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -86,9 +88,15 @@ def test_composes_with_activation_patching(smollm2, sentiment_vector):
 
 @pytest.mark.slow
 def test_the_readme_demo_runs(smollm2, capsys, monkeypatch):
-    """The README's first command ends in `python -m tl_steer.demo`: it must run and show all three methods steering:
+    """The README's first command ends in `python scripts/demo.py`: it must run and show all three methods steering:
     the mean-difference vector, MAT-Steer's per-token gates and SADI's heads."""
-    from tl_steer import demo, models
+    import importlib.util
+
+    from tl_steer import models
+
+    spec = importlib.util.spec_from_file_location("demo", Path(__file__).resolve().parents[1] / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
 
     monkeypatch.setattr(models, "load", lambda *a, **k: smollm2)
     out = demo.run(tokens=6)

@@ -7,7 +7,10 @@
 3. **SADI**: the attention heads whose outputs differ most between the sentiment texts (global top-K over all
    layers), then the input-adaptive edit at the last prompt token.
 
-About a minute on a 2-core CPU. ``python -m tl_steer.demo [--layer 12] [--coef 1] [--tokens 24]``
+About a minute on a 2-core CPU. ``python scripts/demo.py [--layer 12] [--coef 1] [--tokens 24]``
+
+It lives outside the package because it names the methods it shows: inside ``tl_steer`` only a method's own module
+and its registry entry name it.
 """
 
 from __future__ import annotations
@@ -63,17 +66,16 @@ def _columns(title: str, headers: list[str], columns: list[list[str]]) -> None:
 def run(model_name: str = "smollm2-135m-instruct", layer: int = 12, coef: float = 1.0, tokens: int = 24,
         positions: str = "all") -> dict[str, list]:
     """Run the demo on ``model_name``, print what each method did, and return the generations."""
-    from . import Positions, hook_name, steer
-    from .collect import collect
-    from .methods.mat_steer import MatSteer
-    from .methods.sadi import Sadi
-    from .methods.vector import SteeringVectors
-    from .models import load
-    from .pairs import ContrastSet
+    from tl_steer import Positions, hook_name, models, steer
+    from tl_steer.collect import collect
+    from tl_steer.methods.mat_steer import MatSteer
+    from tl_steer.methods.sadi import Sadi
+    from tl_steer.methods.vector import SteeringVectors
+    from tl_steer.pairs import ContrastSet
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    model = load(model_name)
+    model = models.load(model_name)
     kw = dict(max_new_tokens=tokens, do_sample=False, stop_at_eos=False, verbose=False)
     out: dict[str, list] = {}
     with torch.no_grad():
@@ -143,7 +145,7 @@ def run(model_name: str = "smollm2-135m-instruct", layer: int = 12, coef: float 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: parse arguments, run, return the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    ap = argparse.ArgumentParser(prog="tl-steer demo", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="scripts/demo.py", description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--layer", type=int, default=12)
     ap.add_argument("--coef", type=float, default=1.0)
