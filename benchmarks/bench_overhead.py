@@ -8,7 +8,9 @@ printed as min / median seconds and **ratios of medians** (never absolute target
 * ``collect`` against a hand-written ``run_with_cache(names_filter=..., stop_at_layer=...)`` loop;
 * MAT-Steer fit time at N = 1k / 4k / 16k token activations per side, T = 3 attributes (synthetic activations);
 * evaluation throughput (items/s) of the harness's scorer, and a strength sweep of SADI (8 strengths, last prompt
-  token): 8 full forwards per item vs one cached prefix (``score_last_token``).
+  token): 8 full forwards per item vs one cached prefix (``score_last_token``);
+* per-row strengths: an 8-point strength sweep of a log-prob margin as one batch (a ``(batch,)`` strength) vs 8
+  passes (``tl_steer.sweep.margin_sweep``), for CAA and SADI.
 
     python benchmarks/bench_overhead.py                   # SmolLM2 on CPU, ~5-10 min on 2 cores
     python benchmarks/bench_overhead.py --quick           # the tiny HF model, seconds (what the test runs)
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     report["mat_steer_fit"] = fit_times
 
     # ---- evaluation throughput and a cached strength sweep
-    report["eval"] = _eval_speed(model, fitted.get("sadi"), args)
+    report["eval"] = _eval_speed(model, fitted, args)
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _eval_speed(model: Any, sadi: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _eval_speed(model: Any, fitted_for_sweep: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     from tl_steer.eval.scoring import score_items, score_last_token
     from tl_steer.eval.tasks import MCItem
 
@@ -206,7 +208,7 @@ def _eval_speed(model: Any, sadi: Any, args: argparse.Namespace) -> dict[str, An
     except Exception:  # noqa: BLE001 - multi-token choices (tiny tokenizer): one-character choices instead
         items = [MCItem(f"Review: {p} fine.\nSentiment:", ("p", "n"), (1, 0)) for p in PROMPTS] * 4
     strengths = [0.5, 1, 2, 4, 8, 16, 32, 64]
-    configs = {f"s={s}": sadi.hooks(model, strength=s) for s in strengths}
+    configs = {f"s={s}": fitted_for_sweep["sadi"].hooks(model, strength=s) for s in strengths}
     t0 = time.perf_counter()
     full = {k: score_items(model, items, h, batch_size=16) for k, h in configs.items()}
     t_full = time.perf_counter() - t0
@@ -215,7 +217,21 @@ def _eval_speed(model: Any, sadi: Any, args: argparse.Namespace) -> dict[str, An
     t_fast = time.perf_counter() - t0
     diff = max(abs(a - b) for k in configs for f, s in zip(fast[k], full[k], strict=True)
                for a, b in zip(f.logprob, s.logprob, strict=True))
-    return {"items": len(items), "sweep_points": len(strengths),
+    # per-row strengths: the same 8-point sweep of a margin, as one batch of 8 copies vs 8 passes (every method)
+    from tl_steer.sweep import margin_sweep
+
+    per_row = {}
+    for name in ("caa", "sadi"):
+        m = fitted_for_sweep[name]
+        t0 = time.perf_counter()
+        a = margin_sweep(m, model, PROMPTS, " good", " bad", strengths, per_row=False)
+        t_loop = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        b = margin_sweep(m, model, PROMPTS, " good", " bad", strengths, per_row=True)
+        t_rows = time.perf_counter() - t0
+        per_row[name] = {"loop_s": t_loop, "per_row_s": t_rows, "speedup": t_loop / t_rows,
+                         "max_abs_diff": max(abs(a[k] - b[k]) for k in a)}
+    return {"items": len(items), "sweep_points": len(strengths), "per_row_strength_sweep": per_row,
             "score_items_items_per_s": len(items) * len(strengths) / t_full,
             "score_last_token_items_per_s": len(items) * len(strengths) / t_fast,
             "sweep_speedup": t_full / t_fast, "max_abs_logprob_diff": diff}
@@ -240,6 +256,9 @@ def render(r: dict[str, Any]) -> str:
     lines.append(f"SADI 8-point strength sweep on {e['items']} items: score_items {e['score_items_items_per_s']:.1f} "
                  f"item-configs/s, score_last_token {e['score_last_token_items_per_s']:.1f} ({e['sweep_speedup']:.1f}x; "
                  f"max |Δ logprob| {e['max_abs_logprob_diff']:.1e})")
+    for name, v in e["per_row_strength_sweep"].items():
+        lines.append(f"{name} 8-point strength sweep (margin, {len(PROMPTS)} prompts): one batch with per-row strengths "
+                     f"{v['speedup']:.2f}x faster than 8 passes (max |Δ| {v['max_abs_diff']:.1e})")
     return "\n".join(lines)
 
 

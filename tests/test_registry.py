@@ -171,3 +171,22 @@ def test_relative_strength_is_a_fraction_of_the_site_norm(tiny, fitted, tmp_path
     assert bigger.relative(0.1).strength == pytest.approx(0.1 * 800.0 / 8.0)  # |v| = 8
     with pytest.raises(ts.SteeringError, match="site_norms"):
         ts.SteeringVectors({"blocks.1.hook_resid_pre": torch.ones(64)}).relative(0.1)
+
+
+@pytest.mark.parametrize("positions", ["all", "last_prompt"])
+def test_per_row_strengths_equal_one_run_per_strength(tiny, fitted, positions):
+    """A (batch,) strength steers each row at its own strength: one batch of N copies == N runs, for every method."""
+    strengths = [0.0, 0.5, 2.0, 4.0]
+    x = ["steer each row at its own strength"] * len(strengths)
+    for name, method in fitted.items():
+        with ts.steer(tiny, method.hooks(tiny, positions=positions, strength=torch.tensor(strengths))):
+            batched = tiny(x)
+        for r, s in enumerate(strengths):
+            with ts.steer(tiny, method.hooks(tiny, positions=positions, strength=s)):
+                one = tiny(x[:1])
+            torch.testing.assert_close(batched[r: r + 1], one, atol=1e-4, rtol=1e-4, msg=f"{name} strength {s}")
+        with pytest.raises(ts.SteeringError, match="per-row strengths for a batch of 2 rows"), \
+                ts.steer(tiny, method.hooks(tiny, positions=positions, strength=[1.0, 2.0, 3.0])):
+            tiny(x[:2])
+        with pytest.raises(ts.SteeringError, match="finite numbers"):
+            method.hooks(tiny, strength=[1.0, float("nan")])

@@ -102,3 +102,22 @@ def test_sadi_sweep_over_k_and_delta_on_validation_prompts(tiny):
     assert scores[(1, 0.0)] == pytest.approx(scores[(4, 0.0)], abs=1e-6)  # delta 0 is the unsteered model
     assert scores[(4, 5.0)] != pytest.approx(scores[(4, 0.0)], abs=1e-4)
     assert res.best_score == max(scores.values())
+
+
+def test_margin_sweep_in_one_batch_equals_the_sweep_one_strength_at_a_time(tiny):
+    from tl_steer.methods.sadi import Sadi
+    from tl_steer.sweep import logprob_margin_scorer, margin_sweep
+
+    contrast = ContrastSet("mood", ("a kind happy day", "lovely words"), ("a cruel sad day", "nasty words"))
+    sadi = Sadi.from_contrast(tiny, contrast, site="resid_post", k=8, strength=1.0)
+    prompts = ["The day was", "Her words were quite", "I feel"]
+    strengths = [0.0, 1.0, 4.0, 16.0]
+    # every token (on the tiny character-level model " good" and " bad" share their first token, so a last-prompt
+    # edit of the last layer cannot move the margin)
+    batched = margin_sweep(sadi, tiny, prompts, " good", " bad", strengths, positions="all", batch_size=7)
+    looped = margin_sweep(sadi, tiny, prompts, " good", " bad", strengths, positions="all", per_row=False)
+    score = logprob_margin_scorer(tiny, prompts, " good", " bad")  # one prompt at a time, scalar strengths
+    for s in strengths:
+        assert batched[s] == pytest.approx(looped[s], abs=1e-4)
+        assert batched[s] == pytest.approx(score(sadi.hooks(tiny, positions="all", strength=s)), abs=1e-3)
+    assert len({round(v, 4) for v in batched.values()}) > 1

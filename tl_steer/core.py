@@ -514,6 +514,31 @@ class steer:  # noqa: N801 - used like a function: ``with steer(model, hooks):``
             stack.close()
 
 
+def as_strengths(value: Any, what: str = "strength") -> float | Tensor:
+    """A hook's strength: one number ([`as_strength()`][tl_steer.core.as_strength]), or one finite number per batch
+    row (a 1-D tensor, list or tuple), so that a sweep over N strengths runs as one batch of N copies."""
+    if isinstance(value, (list, tuple)) or (isinstance(value, Tensor) and value.ndim == 1):
+        t = torch.as_tensor(value, dtype=torch.float32).flatten()
+        if t.numel() == 0 or not bool(torch.isfinite(t).all()):
+            raise SteeringError(f"per-row {what}s must be a non-empty 1-D list of finite numbers, got {value!r}")
+        return t
+    return as_strength(value, what)
+
+
+def row_scale(strength: float | Tensor, activation: Tensor, hook: Any = None) -> float | Tensor:
+    """``strength`` ready to multiply a ``(batch, pos, *feature)`` activation: a number as is, per-row strengths as a
+    ``(batch, 1, ..., 1)`` tensor in the activation's dtype and device (their count must equal the batch)."""
+    if not isinstance(strength, Tensor):
+        return strength
+    if strength.shape[0] != activation.shape[0]:
+        name = getattr(hook, "name", hook)
+        raise SteeringError(
+            f"hook {name!r}: {strength.shape[0]} per-row strengths for a batch of {activation.shape[0]} rows; pass one "
+            "strength per row (repeat the inputs once per strength), or a single number"
+        )
+    return strength.to(device=activation.device, dtype=activation.dtype).view(-1, *([1] * (activation.ndim - 1)))
+
+
 def as_strength(value: Any, what: str = "strength") -> float:
     """``float(value)``, refusing bools, NaN and infinities with a [`SteeringError`][tl_steer.errors.SteeringError]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not (

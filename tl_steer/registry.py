@@ -293,4 +293,6 @@ class Described:
         names = self.hook_names()  # type: ignore[attr-defined]
         shown = ", ".join(names[:3]) + (f", … ({len(names)} hooks)" if len(names) > 3 else "")
         extra = self._norms()
-        return f"{type(self).__name__}({self.method}: [{shown}]{', ' + extra if extra else ''}, strength={self.strength:g})"
+        st = self.strength
+        st = f"per-row ({len(st)} rows)" if isinstance(st, Tensor) else f"{st:g}"
+        return f"{type(self).__name__}({self.method}: [{shown}]{', ' + extra if extra else ''}, strength={st})"

@@ -12,9 +12,10 @@ from ..errors import SteeringError
 
 @typed
 def add_scaled(
-    activation: Float[Tensor, "batch pos *feature"], vector: Float[Tensor, "*feature"], coef: float
+    activation: Float[Tensor, "batch pos *feature"], vector: Float[Tensor, "*feature"], coef: float | Tensor
 ) -> Float[Tensor, "batch pos *feature"]:
-    """``activation + coef * vector``, out of place, in the activation's dtype and device."""
+    """``activation + coef * vector``, out of place, in the activation's dtype and device (``coef``: a number, or
+    a tensor that broadcasts against the activation, e.g. ``(batch, 1, 1)`` per-row strengths)."""
     return activation + coef * vector.to(dtype=activation.dtype, device=activation.device)
 
 

@@ -41,11 +41,12 @@ def edit(
     theta: Float[Tensor, "attr g d"],
     w: Float[Tensor, "attr g d"],
     b: Float[Tensor, "attr g"],
-    coef: float = 1.0,
+    coef: float | Tensor = 1.0,
     rescale: bool = True,
     eps: float = 1e-8,
 ) -> Float[Tensor, "rows g d"]:
-    """``x + coef * sum_t g_t(x) theta_t``, optionally rescaled to ``||x||`` per row and group. Out of place."""
+    """``x + coef * sum_t g_t(x) theta_t``, optionally rescaled to ``||x||`` per row and group. Out of place.
+    ``coef``: a number, or ``(rows, 1, 1)`` per-row strengths."""
     g = gates(x, w, b)
     delta = einops.einsum(g, theta, "rows g attr, attr g d -> rows g d")
     out = x + coef * delta

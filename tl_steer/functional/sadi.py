@@ -63,7 +63,7 @@ def expand_head_mask(mask: Bool[Tensor, "n_heads"], d_head: int) -> Bool[Tensor,
 @typed
 def sadi_edit(
     activation: Float[Tensor, "batch pos *feature"], mask: Bool[Tensor, "*feature"] | Float[Tensor, "*feature"],
-    delta: float,
+    delta: float | Tensor,
 ) -> Float[Tensor, "batch pos *feature"]:
     """``a + delta * (M ⊙ a)``, out of place, in the activation's dtype and device. A 0/1 ``mask`` already in the
     activation's dtype and device (what the hooks hold) is used as is."""

@@ -121,7 +121,8 @@ class Iti(Described):
             model: the ``TransformerBridge`` the hooks will run on (its hook names are checked).
             positions: which tokens to edit: a scope such as ``"all"`` (default: every real token, never padding),
                 ``"prompt"``, ``"last_prompt"``, ``"generated"``, ``"last"``, or a union ``"last_prompt+generated"``.
-            strength: overrides the fitted strength for these hooks only.
+            strength: overrides the fitted strength for these hooks only; a ``(batch,)`` tensor or list gives each
+                batch row its own strength (a sweep in one batch).
 
         Returns:
             TransformerLens' own hook list ``[(hook_name, fn), ...]``: pass it to

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 from .._typecheck import typed
 from .._types import TransformerBridge
-from ..core import HookList, Positions, PositionSpec, as_strength, scoped
+from ..core import HookList, Positions, PositionSpec, as_strength, as_strengths, row_scale, scoped
 from ..errors import HookNameError, ManifestError, ShapeError, SteeringError, ensure_finite
 from ..functional import mat_steer as F
 from ..registry import Described, FitOption, FitOptions, MethodSpec
@@ -155,7 +155,7 @@ class MatSteer(Described):
     state: ClassVar[str] = "mat_steer"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "strength", as_strength(self.strength))
+        object.__setattr__(self, "strength", as_strengths(self.strength))
         ensure_finite({"theta": self.theta, "w": self.w, "b": self.b}, f"MatSteer at {self.hook_name!r}")
         object.__setattr__(self, "attributes", tuple(self.attributes))
         if self.feature_shape is not None:
@@ -216,7 +216,10 @@ class MatSteer(Described):
         self._check(activation, hook)
         x = self._rows(activation)
         theta, w, b = self._grouped(x.dtype, x.device)
-        out = F.edit(x, theta, w, b, self.strength, self.rescale)
+        coef = row_scale(self.strength, activation, hook)
+        if isinstance(coef, Tensor):  # per-row strengths: one per (batch, pos) row of x
+            coef = coef.reshape(-1, 1).expand(activation.shape[0], activation.shape[1]).reshape(-1, 1, 1).to(x.dtype)
+        out = F.edit(x, theta, w, b, coef, self.rescale)
         return out.reshape(activation.shape).to(activation.dtype)
 
     @typed
@@ -285,7 +288,8 @@ class MatSteer(Described):
             model: the ``TransformerBridge`` the hooks will run on (its hook names are checked).
             positions: which tokens to edit: a scope such as ``"all"`` (default: every real token, never padding),
                 ``"prompt"``, ``"last_prompt"``, ``"generated"``, ``"last"``, or a union ``"last_prompt+generated"``.
-            strength: overrides the fitted strength for these hooks only.
+            strength: overrides the fitted strength for these hooks only; a ``(batch,)`` tensor or list gives each
+                batch row its own strength (a sweep in one batch).
 
         Returns:
             TransformerLens' own hook list ``[(hook_name, fn), ...]``: pass it to
@@ -298,6 +302,8 @@ class MatSteer(Described):
     # ---------------------------------------------------------------- save / load
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """``(tensors, config)`` for [`tl_steer.io.save()`][tl_steer.io.save]: the tensors go to safetensors, the config to JSON."""
+        if isinstance(self.strength, Tensor):
+            raise SteeringError("save a MatSteer with one strength, not per-row strengths: method.with_strength(s)")
         tensors = {"theta": self.theta.detach().cpu(), "w": self.w.detach().cpu(), "b": self.b.detach().cpu()}
         config = {
             "version": STATE_VERSION, "hook_name": self.hook_name, "hook_names": [self.hook_name],

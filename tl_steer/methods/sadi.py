@@ -47,7 +47,16 @@ from torch import Tensor
 from .._typecheck import typed
 from .._types import TransformerBridge
 from ..collect import collect
-from ..core import HookList, Positions, PositionSpec, as_strength, parse_position_set, scoped
+from ..core import (
+    HookList,
+    Positions,
+    PositionSpec,
+    as_strength,
+    as_strengths,
+    parse_position_set,
+    row_scale,
+    scoped,
+)
 from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import mean_difference
 from ..functional.sadi import (
@@ -70,12 +79,12 @@ class SadiEdit:
     """``a + delta * (M ⊙ a)`` at one hook; ``mask`` has the activation's trailing shape."""
 
     mask: Bool[Tensor, "*feature"] | Float[Tensor, "*feature"]  #: 0/1, in the model's dtype when built by ``hooks``
-    delta: float
+    delta: float | Tensor  #: a number, or one per batch row (``(batch,)``)
 
     @typed
     def __call__(self, activation: Float[Tensor, "batch pos *feature"], hook: Any) -> Float[Tensor, "batch pos *feature"]:
         check_activation(activation, hook, tuple(self.mask.shape), "SADI")
-        return sadi_edit(activation, self.mask, self.delta)
+        return sadi_edit(activation, self.mask, row_scale(self.delta, activation, hook))
 
 
 @dataclass(frozen=True)
@@ -163,7 +172,8 @@ class Sadi(Described):
             model: the ``TransformerBridge`` the hooks will run on.
             positions: default the last prompt token (the paper); ``"last_prompt+generated"`` also edits generated
                 tokens (live mode only).
-            strength: ``delta`` (default the fitted one); the reference's scale is ``1 + delta``.
+            strength: ``delta`` (default the fitted one); the reference's scale is ``1 + delta``. A ``(batch,)``
+                tensor or list gives each batch row its own ``delta`` (live mode).
             mode: ``"live"`` scales the live activation, one hook per layer with selected elements;
                 ``"reference"`` is the reference code's frozen-clean patch at the last prompt token, one hook per
                 fitted layer (see the module docstring).
@@ -173,9 +183,11 @@ class Sadi(Described):
         Returns:
             The hook list, for ``steer(model, hooks)`` or ``model.hooks(fwd_hooks=...)`` under ``tracking``.
         """
-        d = self.strength if strength is None else as_strength(strength)
+        d = self.strength if strength is None else as_strengths(strength)
         positions = positions or Positions.LAST_PROMPT
         if mode == "reference":
+            if isinstance(d, Tensor):
+                raise SteeringError("SADI reference mode takes one strength, not per-row strengths; use mode='live'")
             return self._reference_hooks(model, positions, d, clean)
         if mode != "live":
             raise SteeringError(f"SADI mode must be 'live' or 'reference', got {mode!r}")

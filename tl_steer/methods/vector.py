@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .._typecheck import typed
 from .._types import TransformerBridge
-from ..core import HookList, Positions, PositionSpec, as_strength, scoped
+from ..core import HookList, Positions, PositionSpec, as_strength, as_strengths, row_scale, scoped
 from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import add_scaled
 from ..registry import Described
@@ -26,12 +26,12 @@ class AddVector:
     """``activation + coef * vector`` at one hook. ``vector`` has the activation's trailing shape."""
 
     vector: Float[Tensor, "*feature"]
-    coef: float = 1.0
+    coef: float | Tensor = 1.0  #: a number, or one per batch row (``(batch,)``)
 
     @typed
     def __call__(self, activation: Float[Tensor, "batch pos *feature"], hook: Any) -> Float[Tensor, "batch pos *feature"]:
         check_activation(activation, hook, tuple(self.vector.shape), "AddVector")
-        return add_scaled(activation, self.vector, self.coef)
+        return add_scaled(activation, self.vector, row_scale(self.coef, activation, hook))
 
 
 @dataclass(frozen=True, repr=False)
@@ -46,7 +46,7 @@ class SteeringVectors(Described):
     state: ClassVar[str] = "steering_vectors"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "strength", as_strength(self.strength))
+        object.__setattr__(self, "strength", as_strengths(self.strength))
         for name, v in self.vectors.items():
             if not isinstance(v, Tensor) or not v.is_floating_point() or v.ndim == 0:
                 raise ShapeError(f"steering vector {name!r} must be a floating tensor of the activation's trailing shape")
@@ -80,6 +80,8 @@ class SteeringVectors(Described):
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """``(tensors, config)`` for [`tl_steer.io.save()`][tl_steer.io.save]: the tensors go to safetensors, the config to JSON."""
+        if isinstance(self.strength, Tensor):
+            raise SteeringError("save steering vectors with one strength, not per-row strengths: .with_strength(s)")
         return dict(self.vectors), {"strength": self.strength, "method": self.method, "hook_names": list(self.vectors),
                                     "site_norms": dict(self.site_norms)}
 
@@ -100,13 +102,14 @@ class SteeringVectors(Described):
             model: the ``TransformerBridge`` the hooks will run on (its hook names are checked).
             positions: which tokens to edit: a scope such as ``"all"`` (default: every real token, never padding),
                 ``"prompt"``, ``"last_prompt"``, ``"generated"``, ``"last"``, or a union ``"last_prompt+generated"``.
-            strength: overrides the fitted strength for these hooks only.
+            strength: overrides the fitted strength for these hooks only; a ``(batch,)`` tensor or list gives each
+                batch row its own strength (a sweep in one batch).
 
         Returns:
             TransformerLens' own hook list ``[(hook_name, fn), ...]``: pass it to
             [`tl_steer.steer()`][tl_steer.steer], ``model.hooks(fwd_hooks=...)`` or ``run_with_hooks``.
         """
-        s = self.strength if strength is None else as_strength(strength)
+        s = self.strength if strength is None else as_strengths(strength)
         out: HookList = []
         for name, vec in self.vectors.items():
             validate_hook_name(model, name)
