@@ -4,7 +4,8 @@ Measured in one run, in interleaved rounds (each round runs every condition once
 printed as min / median seconds and **ratios of medians** (never absolute targets):
 
 * forward, batch 8 x 64 tokens: unsteered bridge, bridge + each method's hooks, plain HF (the same weights);
-* KV-cached greedy generation, batch 1 and batch 8 (left-padded), per decode token: the same conditions;
+* KV-cached greedy generation, batch 1 and batch 8 (left-padded), per decode token: the same conditions, plus each
+  method on the bridge-free fast path (``tl_steer.fast.hf_steer``: the same hooks on the plain HF model);
 * ``collect`` against a hand-written ``run_with_cache(names_filter=..., stop_at_layer=...)`` loop;
 * MAT-Steer fit time at N = 1k / 4k / 16k token activations per side, T = 3 attributes (synthetic activations);
 * evaluation throughput (items/s) of the harness's scorer, and a strength sweep of SADI (8 strengths, last prompt
@@ -36,6 +37,7 @@ import torch  # noqa: E402
 from tl_steer import registry, steer  # noqa: E402
 from tl_steer.cli import load_model  # noqa: E402
 from tl_steer.collect import collect  # noqa: E402
+from tl_steer.fast import hf_steer  # noqa: E402
 from tl_steer.pairs import ContrastSet  # noqa: E402
 from tl_steer.registry import FitOptions  # noqa: E402
 from tl_steer.sites import hook_name  # noqa: E402
@@ -94,14 +96,19 @@ def main(argv: list[str] | None = None) -> int:
         args.model, args.rounds, args.new_tokens, args.fit_sizes = "tiny-hf", 2, 4, [200]
     torch.manual_seed(0)
     dev = args.device
-    model = load_model(args.model, dev)
+    hf = None
+    if args.model == "tiny-hf":
+        from tl_steer.models import tiny_hf_model
+
+        model, hf = tiny_hf_model(with_hf=True)
+    else:
+        model = load_model(args.model, dev)
     model.eval()
     report: dict[str, Any] = {"model": args.model, "device": dev, "threads": torch.get_num_threads(),
                               "rounds": args.rounds}
     print(f"model {args.model} on {dev}, {torch.get_num_threads()} threads, {args.rounds} interleaved rounds")
 
-    hf = None
-    if args.model not in ("tiny", "tiny-hf"):
+    if hf is None and args.model != "tiny":
         from tl_steer.models import load_hf
 
         hf, _ = load_hf(args.model, device=dev)
@@ -150,9 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         conds = {"bridge": gen([]), **{f"bridge+{n}": gen(h) for n, h in hooks.items() if "layers" not in n}}
         if hf is not None:
             enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left").to(dev)
-            conds["plain HF"] = lambda enc=enc: hf.generate(**enc, max_new_tokens=args.new_tokens, do_sample=False,
-                                                            min_new_tokens=args.new_tokens,
-                                                            pad_token_id=tok.pad_token_id or tok.eos_token_id)
+
+            def hf_gen(h: list, enc: Any = enc) -> Callable[[], Any]:
+                def run() -> Any:
+                    with torch.no_grad(), hf_steer(model, hf, h):
+                        return hf.generate(**enc, max_new_tokens=args.new_tokens, do_sample=False,
+                                           min_new_tokens=args.new_tokens, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+                return run
+
+            conds["plain HF"] = hf_gen([])
+            conds.update({f"fast path+{n}": hf_gen(h) for n, h in hooks.items() if "layers" not in n})
         res = interleaved(conds, args.rounds, dev)
         per_tok = {n: {k: v / args.new_tokens for k, v in d.items()} for n, d in res.items()}
         report[f"generate_batch{batch}"] = {"seconds_per_token": per_tok, "ratio_vs_bridge": ratios(res, "bridge"),

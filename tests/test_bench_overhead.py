@@ -23,6 +23,8 @@ def test_bench_overhead_quick(tmp_path):
         conds = set(r[key]["ratio_vs_bridge"])
         assert {f"bridge+{n}" for n in registry.names()} <= conds and r[key]["ratio_vs_bridge"]["bridge"] == 1.0
         assert all(v > 0 for v in r[key]["ratio_vs_bridge"].values())
+    gen = r["generate_batch8"]["ratio_vs_hf"]
+    assert {f"fast path+{n}" for n in registry.names()} <= set(gen) and gen["plain HF"] == 1.0
     assert r["collect"]["ratio_vs_loop"]["collect"] > 0 and set(r["mat_steer_fit"]) == {"200"}
     assert r["eval"]["max_abs_logprob_diff"] < 1e-4 and r["eval"]["sweep_points"] == 8
     assert all(v["max_abs_diff"] < 1e-4 and v["speedup"] > 0 for v in r["eval"]["per_row_strength_sweep"].values())

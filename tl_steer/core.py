@@ -305,6 +305,28 @@ class PositionTracker:
             self._model = None
         self.reset()
 
+    @contextmanager
+    def on_module(self, module: torch.nn.Module) -> Iterator[PositionTracker]:
+        """Track the forwards (and ``generate``) of a plain Hugging Face model for one block, as
+        [`attach()`][tl_steer.core.PositionTracker.attach] tracks a bridge's ``original_model``: how hooks built for a
+        bridge run on its Hugging Face twin ([`tl_steer.fast`][tl_steer.fast])."""
+        if self._handle is not None:
+            raise SteeringError("this position tracker is already attached; use a fresh PositionTracker()")
+        self._handle = module.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+        self._depth = 1
+        patched = callable(getattr(type(module), "generate", None)) and "generate" not in vars(module)
+        if patched:
+            module.generate = self._wrap_generate(type(module).generate.__get__(module))
+        self.reset()
+        try:
+            yield self
+        finally:
+            self._handle.remove()
+            self._handle, self._depth = None, 0
+            if patched:
+                del module.generate
+            self.reset()
+
     def _wrap_forward(self, model: TransformerBridge, forward: Callable[..., Any]) -> Callable[..., Any]:
         def tracked_forward(*args: Any, **kwargs: Any) -> Any:
             self._lengths = self._right_padded_lengths(model, args, kwargs)

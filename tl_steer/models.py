@@ -268,8 +268,12 @@ def tiny_model(
 
 def tiny_hf_model(
     n_layers: int = 2, d_model: int = 64, n_heads: int = 4, n_key_value_heads: int = 2, d_mlp: int = 128, seed: int = 0,
+    with_hf: bool = False,
 ):
-    """A tiny random Hugging Face ``LlamaForCausalLM`` wrapped in a ``TransformerBridge`` (real KV cache)."""
+    """A tiny random Hugging Face ``LlamaForCausalLM`` wrapped in a ``TransformerBridge`` (real KV cache).
+
+    ``with_hf=True`` returns ``(bridge, hf_model)``: also an untouched copy of the same HF model (same weights), for
+    comparing the bridge with plain Hugging Face."""
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -283,6 +287,7 @@ def tiny_hf_model(
     with gen:
         torch.manual_seed(seed)
         model = LlamaForCausalLM(hc).eval()
+    plain = copy.deepcopy(model) if with_hf else None
     bridge = TransformerBridge.boot_transformers("tl_steer-tiny-llama", hf_model=model, tokenizer=tok, device="cpu")
     bridge.eval()
-    return bridge
+    return (bridge, plain) if with_hf else bridge
