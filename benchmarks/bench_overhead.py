@@ -10,6 +10,8 @@ printed as min / median seconds and **ratios of medians** (never absolute target
 * MAT-Steer fit time at N = 1k / 4k / 16k token activations per side, T = 3 attributes (synthetic activations);
 * evaluation throughput (items/s) of the harness's scorer, and a strength sweep of SADI (8 strengths, last prompt
   token): 8 full forwards per item vs one cached prefix (``score_last_token``);
+* multiple choice on a long shared prompt with 6 choices: every choice's full sequence (``score_items``) vs the
+  prompt run once and the choices scored on its KV cache (``score_items_shared``);
 * per-row strengths: an 8-point strength sweep of a log-prob margin as one batch (a ``(batch,)`` strength) vs 8
   passes (``tl_steer.sweep.margin_sweep``), for CAA and SADI.
 
@@ -231,6 +233,23 @@ def _eval_speed(model: Any, fitted_for_sweep: dict[str, Any], args: argparse.Nam
     t_fast = time.perf_counter() - t0
     diff = max(abs(a - b) for k in configs for f, s in zip(fast[k], full[k], strict=True)
                for a, b in zip(f.logprob, s.logprob, strict=True))
+    # multiple choice with a shared prompt: long context, 6 multi-token choices (TruthfulQA-like), once vs 6 times
+    from tl_steer.eval.scoring import score_items_shared
+
+    ctx = " ".join(PROMPTS) * 6 + "\nQ: Which of these is right?\nA:"
+    mc = [MCItem(f"{p} {ctx}", (" yes it is", " no it is not", " maybe so", " never", " always true", " it depends"),
+                 (1, 0, 0, 0, 0, 0)) for p in PROMPTS]
+    t0 = time.perf_counter()
+    a = score_items(model, mc, batch_size=8)
+    t_full = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    b = score_items_shared(model, mc, batch_size=8)
+    t_shared = time.perf_counter() - t0
+    shared = {"items": len(mc), "choices": 6, "score_items_items_per_s": len(mc) / t_full,
+              "shared_prompt_items_per_s": len(mc) / t_shared, "speedup": t_full / t_shared,
+              "max_abs_logprob_diff": max(abs(x - y) for u, v in zip(a, b, strict=True)
+                                          for x, y in zip(u.logprob, v.logprob, strict=True))}
+
     # per-row strengths: the same 8-point sweep of a margin, as one batch of 8 copies vs 8 passes (every method)
     from tl_steer.sweep import margin_sweep
 
@@ -246,6 +265,7 @@ def _eval_speed(model: Any, fitted_for_sweep: dict[str, Any], args: argparse.Nam
         per_row[name] = {"loop_s": t_loop, "per_row_s": t_rows, "speedup": t_loop / t_rows,
                          "max_abs_diff": max(abs(a[k] - b[k]) for k in a)}
     return {"items": len(items), "sweep_points": len(strengths), "per_row_strength_sweep": per_row,
+            "shared_prompt_mc": shared,
             "score_items_items_per_s": len(items) * len(strengths) / t_full,
             "score_last_token_items_per_s": len(items) * len(strengths) / t_fast,
             "sweep_speedup": t_full / t_fast, "max_abs_logprob_diff": diff}
@@ -270,6 +290,10 @@ def render(r: dict[str, Any]) -> str:
     lines.append(f"SADI 8-point strength sweep on {e['items']} items: score_items {e['score_items_items_per_s']:.1f} "
                  f"item-configs/s, score_last_token {e['score_last_token_items_per_s']:.1f} ({e['sweep_speedup']:.1f}x; "
                  f"max |Δ logprob| {e['max_abs_logprob_diff']:.1e})")
+    sp = e["shared_prompt_mc"]
+    lines.append(f"multiple choice, {sp['choices']} choices on a long shared prompt: score_items "
+                 f"{sp['score_items_items_per_s']:.2f} items/s, prompt once {sp['shared_prompt_items_per_s']:.2f} items/s "
+                 f"({sp['speedup']:.2f}x; max |Δ logprob| {sp['max_abs_logprob_diff']:.1e})")
     for name, v in e["per_row_strength_sweep"].items():
         lines.append(f"{name} 8-point strength sweep (margin, {len(PROMPTS)} prompts): one batch with per-row strengths "
                      f"{v['speedup']:.2f}x faster than 8 passes (max |Δ| {v['max_abs_diff']:.1e})")

@@ -27,4 +27,5 @@ def test_bench_overhead_quick(tmp_path):
     assert {f"fast path+{n}" for n in registry.names()} <= set(gen) and gen["plain HF"] == 1.0
     assert r["collect"]["ratio_vs_loop"]["collect"] > 0 and set(r["mat_steer_fit"]) == {"200"}
     assert r["eval"]["max_abs_logprob_diff"] < 1e-4 and r["eval"]["sweep_points"] == 8
+    assert r["eval"]["shared_prompt_mc"]["max_abs_logprob_diff"] < 1e-4
     assert all(v["max_abs_diff"] < 1e-4 and v["speedup"] > 0 for v in r["eval"]["per_row_strength_sweep"].values())

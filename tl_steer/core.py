@@ -243,8 +243,12 @@ class PositionTracker:
             new_mask = full[:, -n_new:]
         else:
             full, new_mask = None, torch.ones(batch, n_new, dtype=torch.bool, device=ref.device)
-        if cont:
+        if cont and (prev.last_prompt.shape[0] == batch or full is None or full.shape[1] < prev.prompt_len):
             prompt_len, last_prompt = prev.prompt_len, prev.last_prompt
+        elif cont:  # the prompt's cache rows were repeated (one row per choice): read each row's prompt from its mask
+            prompt_len = prev.prompt_len
+            idx = torch.arange(prompt_len, device=full.device).expand(batch, -1)
+            last_prompt = torch.where(full[:, :prompt_len], idx, torch.full_like(idx, -1)).amax(dim=1)
         else:
             prompt_len = past + n_new if override is None else override
             if full is not None and full.shape[1] == past + n_new:

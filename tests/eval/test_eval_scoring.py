@@ -199,3 +199,19 @@ def test_score_last_token_refuses_hooks_that_edit_the_prefix(tiny_hf):
         score_last_token(tiny_hf, ONE_TOKEN, {"all": hooks})
     with pytest.raises(SteeringError, match="one-token choices"):
         score_last_token(tiny_hf, [MCItem("Q:", ("a long answer", "b"), (1, 0))], {"none": []})
+
+
+@pytest.mark.parametrize("scope", ["all", "prompt", "generated", "last_prompt", "last_prompt+generated"])
+def test_shared_prompt_scoring_equals_full_scoring(tiny_hf, scope):
+    from tl_steer.eval.scoring import score_items_shared
+
+    items = ITEMS + ONE_TOKEN + [MCItem("Another prompt of a middling length:", ("yes", "no way at all", "m"), (0, 1, 0))]
+    vec = torch.randn(tiny_hf.cfg.d_model, generator=torch.Generator().manual_seed(5)) * 3
+    hooks = [("blocks.0.hook_resid_post", scoped(lambda a, hook: a + vec, scope, tiny_hf))]
+    for h in ([], hooks):
+        want = score_items(tiny_hf, items, h, batch_size=3)
+        got = score_items_shared(tiny_hf, items, h, batch_size=2)
+        for g, w in zip(got, want, strict=True):
+            assert g.logprob == pytest.approx(w.logprob, abs=1e-4) and g.n_tokens == w.n_tokens
+            assert g.greedy == w.greedy
+    assert score_items_shared(tiny_hf, items, hooks)[0].logprob != pytest.approx(score_items(tiny_hf, items)[0].logprob, abs=1e-4)
