@@ -148,3 +148,14 @@ def test_console_prints_every_metric_not_only_the_headline(tmp_path, data_dir, c
     assert "truthfulqa_mc2 none mc2 =" in out and "mc1 = " in out
     assert "acc_ambig = " in out or "acc_disambig = " in out
     assert "(no --out given: nothing was written)" in out
+
+
+def test_shared_prompt_flag_gives_the_same_result(tmp_path, data_dir):
+    common = ["eval", "--model", "tiny-hf", "--task", "truthfulqa_mc2", "--limit", "3", "--quiet",
+              "--data-dir", str(data_dir), "--task-option", "primer=false"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--shared-prompt", "--out", str(tmp_path / "b")]) == 0
+    a = json.loads(next((tmp_path / "a").glob("*.json")).read_text())
+    b = json.loads(next((tmp_path / "b").glob("*.json")).read_text())
+    assert b["config"]["shared_prompt"] is True
+    assert a["per_item"]["mc2"] == pytest.approx(b["per_item"]["mc2"], abs=1e-4)

@@ -11,7 +11,7 @@ from .._types import TransformerBridge
 from ..core import HookList
 from ..errors import SteeringError
 from .metrics import Estimate, Paired, compute_metrics, paired, per_item
-from .scoring import harness_bos, score_items
+from .scoring import harness_bos, score_items, score_items_shared
 from .splits import select
 from .steering import parse_method
 from .tasks import get_task, load_task
@@ -83,6 +83,7 @@ def evaluate(
     task_options: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     bos: bool | None = None,
+    shared_prompt: bool = False,
 ) -> EvalResult:
     """Score ``task``'s ``split`` (first ``limit`` items of the stored seeded order) under ``hooks``.
 
@@ -96,12 +97,13 @@ def evaluate(
     if method == "prompting":
         items = [it.with_prefix(spec.instruction) for it in items]
     bos = harness_bos(model) if bos is None else bool(bos)
-    scores = score_items(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{method}",
-                         bos=bos)
+    scorer = score_items_shared if shared_prompt else score_items  # the same scores (1e-4); prompts run once
+    scores = scorer(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{method}", bos=bos)
     metrics = compute_metrics(spec.name, items, scores)
     values = per_item(spec.name, items, scores)
     ids = [it.meta.get("id", i) for i, it in enumerate(items)]
     name = model_name or str(getattr(model.cfg, "model_name", "model"))
-    cfg = {"task_options": task_options or {}, "batch_size": batch_size, "limit": limit, "bos": bos, **(config or {})}
+    cfg = {"task_options": task_options or {}, "batch_size": batch_size, "limit": limit, "bos": bos,
+           "shared_prompt": shared_prompt, **(config or {})}
     return EvalResult(spec.name, method, name, split, len(items), spec.metric, metrics, time.perf_counter() - t0, cfg,
                       values, ids)
