@@ -33,6 +33,8 @@ import argparse
 import json
 import os
 import random
+import re
+import string
 import sys
 import time
 from pathlib import Path
@@ -42,7 +44,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from tl_steer import registry  # noqa: E402
+from tl_steer import registry, steer  # noqa: E402
 from tl_steer.cli import load_model  # noqa: E402
 from tl_steer.eval.metrics import paired, per_item  # noqa: E402
 from tl_steer.eval.reference_prompts import SADI_TASKS, reference_pairs  # noqa: E402
@@ -82,9 +84,12 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def _best(cands: dict[str, dict[str, float]], metric: str, order: list[str]) -> str:
-    """The config with the best mean val ``metric``; ties go to the earliest in ``order`` (smallest K, then s)."""
-    return max(order, key=lambda c: (round(cands[c][metric], 9), -order.index(c)))
+def _best(cands: dict[str, Any], metric: str | None, order: list[str]) -> str:
+    """The config with the best mean val ``metric`` (``None``: the value itself); ties go to the earliest in
+    ``order`` (smallest K, then s)."""
+    def value(c: str) -> float:
+        return cands[c] if metric is None else cands[c][metric]
+    return max(order, key=lambda c: (round(value(c), 9), -order.index(c)))
 
 
 def average_paired(a: dict[str, list[float]], b: dict[str, list[float]], n_boot: int = 2000, seed: int = 0) -> dict:
@@ -113,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curve-task", default="sadi_storycloze", choices=TASKS)
     ap.add_argument("--curve", type=int, nargs="*", default=[50, 100, 200, 400, 748],
                     help="numbers of pairs for the pairs curve (empty: skip it)")
+    ap.add_argument("--triviaqa", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run TriviaQA exact match of greedy answers (the paper's generative task)")
+    ap.add_argument("--triviaqa-only", action="store_true",
+                    help="run only the TriviaQA stage and add it to an existing --out/sadi_table.json")
+    ap.add_argument("--qa-tokens", type=int, default=12, help="greedy tokens generated per TriviaQA answer")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -124,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = REFERENCE_GRID
     if args.quick:
         args.model, args.tasks, args.pairs, args.n_val, args.n_test = "tiny-hf", ["sadi_copa", "sadi_sst2"], 6, 3, 4
-        args.curve, args.curve_task = [3, 6], "sadi_sst2"
+        args.curve, args.curve_task, args.qa_tokens = [3, 6], "sadi_sst2", 3
         grid = {"head": ([1, 2], [5, 80]), "neuron": ([3], [10]), "hidden": ([1], [5])}
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
@@ -134,6 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     act = gated_act_fn(model)
     log: dict[str, Any] = {"args": vars(args), "grid": grid, "tasks": {}, "seconds": {}}
     print(f"model {args.model}: {model.cfg.n_layers} layers; tasks {args.tasks}")
+    if args.triviaqa_only:
+        path = out / "sadi_table.json"
+        log = json.loads(path.read_text())
+        t_qa = time.perf_counter()
+        log["triviaqa"] = triviaqa(model, args, grid)
+        log["seconds"]["triviaqa"] = round(time.perf_counter() - t_qa, 1)
+        path.write_text(json.dumps(log, indent=1))
+        md = render(log)
+        (out / "sadi_table.md").write_text(md)
+        print(md)
+        return 0
 
     def evaluate(items: list[Any], configs: dict[str, Any], clean_names: list[str] | None = None) -> dict[str, list]:
         try:
@@ -319,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         log["pairs_curve"] = {"task": task, "n_test": len(test), "points": curve,
                               "base": {mt: _mean(_values(base_t, task, test)[mt]) for mt in METRICS}}
 
+    if args.triviaqa:
+        t_qa = time.perf_counter()
+        log["triviaqa"] = triviaqa(model, args, grid)
+        log["seconds"]["triviaqa"] = round(time.perf_counter() - t_qa, 1)
+        print(f"triviaqa EM: {log['triviaqa']['test']} ({log['seconds']['triviaqa']} s)", flush=True)
     log["seconds"]["total"] = round(time.perf_counter() - t0, 1)
     (out / "sadi_table.json").write_text(json.dumps(log, indent=1))
     md = render(log)
@@ -329,6 +355,74 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:  # matplotlib is an optional extra
         print(f"no figures: {e}")
     return 0
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_qa(text: str) -> str:
+    """SQuAD-style answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(generated: str, aliases: list[str]) -> float:
+    """1.0 when the generated answer (up to its first line break) equals one of the aliases, after normalisation."""
+    answer = normalize_qa(generated.strip().split("\n")[0])
+    return float(any(answer == normalize_qa(a) for a in aliases))
+
+
+def triviaqa(model: Any, args: argparse.Namespace, grid: dict) -> dict[str, Any]:
+    """TriviaQA exact match of greedy answers (the paper's generative evaluation): base, SADI-HEAD (K and s chosen on
+    val by EM, last prompt token), CAA and ITI (registry grids, every token)."""
+    spec = get_task("triviaqa")
+    items = load_task("triviaqa", args.data_dir)
+    train = select(items, spec.pool, "train")
+    val = select(items, spec.pool, "val", args.n_val)
+    test = select(items, spec.pool, "test", args.n_test)
+    pairs = reference_pairs("triviaqa", train, args.pairs, args.seed)
+    zn = _names(model, Site.Z)
+    opts = FitOptions(k=None, seed=args.seed, batch_size=8, progress=False)
+    reads = sorted(set(zn) | {n for m in BASELINES for n in registry.get(m).reads(model, opts)})
+    pos, neg = registry.read_activations(model, [pairs], reads, opts)
+    P, N = pos[pairs.attribute], neg[pairs.attribute]
+    head = Sadi.from_activations({n: P[n] for n in zn}, {n: N[n] for n in zn}, k=1)
+    o = FitOptions(**{**opts.__dict__, "feature_shapes": {x.value: feature_shape(model, x) for x in Site},
+                      "groups": {pairs.attribute: pairs.groups}})
+    base_fits = {m: registry.get(m).fit({pairs.attribute: {n: P[n] for n in registry.get(m).reads(model, o)}},
+                                        {pairs.attribute: {n: N[n] for n in registry.get(m).reads(model, o)}}, o)
+                 for m in BASELINES}
+
+    def em(split_items: list[Any], hooks: list) -> list[float]:
+        out = []
+        for k in range(0, len(split_items), args.batch_size):
+            chunk = split_items[k: k + args.batch_size]
+            prompts = [it.prompt for it in chunk]
+            with steer(model, hooks), torch.no_grad():
+                texts = model.generate(prompts if len(prompts) > 1 else prompts[0], max_new_tokens=args.qa_tokens,
+                                       do_sample=False, verbose=False, padding_side="left")
+            texts = [texts] if isinstance(texts, str) else texts
+            for it, text in zip(chunk, texts, strict=True):
+                gen = text[len(it.prompt):] if text.startswith(it.prompt) else text
+                aliases = [c.strip() for c, lab in zip(it.choices, it.labels, strict=True) if lab]
+                out.append(exact_match(gen, aliases))
+        return out
+
+    ks, ss = grid["head"]
+    ks, ss = ks[::2] + ks[-1:], [s for s in ss if s in (5, 10, 20, 40, 80)] or ss[:2]
+    cands = {f"head:k={k}:s={s}": head.with_k(k).hooks(model, strength=s - 1) for k in ks for s in ss}
+    cands.update({f"{m}:{s:g}": base_fits[m].hooks(model, strength=s) for m in BASELINES for s in registry.get(m).grid})
+    val_em = {"base": _mean(em(val, []))}
+    val_em.update({c: _mean(em(val, h)) for c, h in cands.items()})
+    chosen = {"SADI-HEAD": _best(val_em, None, [c for c in cands if c.startswith("head:")]),
+              "CAA": _best(val_em, None, [c for c in cands if c.startswith("caa:")]),
+              "ITI": _best(val_em, None, [c for c in cands if c.startswith("iti:")])}
+    res = {"base": em(test, [])}
+    res.update({lab: em(test, cands[c]) for lab, c in chosen.items()})
+    return {"n_train_pairs": len(pairs.positive), "n_val": len(val), "n_test": len(test), "val": val_em,
+            "chosen": chosen, "test": {lab: _mean(v) for lab, v in res.items()}, "per_item": res,
+            "vs_base": {lab: paired(res["base"], v, "em").as_dict() for lab, v in res.items() if lab != "base"},
+            "vs": {f"SADI-HEAD - {b}": paired(res[b], res["SADI-HEAD"], "em").as_dict() for b in ("CAA", "ITI")}}
 
 
 def render(log: dict[str, Any]) -> str:
@@ -364,6 +458,16 @@ def render(log: dict[str, Any]) -> str:
         lines.append("|---|---|---|---|")
         for p in pc["points"]:
             lines.append(f"| {p['pairs']} | {100 * p['test']['em']:.1f} | {100 * p['test']['acc']:.1f} | {p['chosen']['em']} |")
+    if "triviaqa" in log:
+        q = log["triviaqa"]
+        lines.append(f"\n**TriviaQA exact match** (greedy answers; test n={q['n_test']}; chosen on val: "
+                     + ", ".join(f"{k} {v}" for k, v in q["chosen"].items()) + ")\n")
+        lines.append("| condition | EM | Δ vs base [95% CI], McNemar p |")
+        lines.append("|---|---|---|")
+        for lab, v in q["test"].items():
+            d = q["vs_base"].get(lab)
+            cmp = f"{100 * d['diff']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}], p {d['mcnemar_p']:.2g}" if d else ""
+            lines.append(f"| {lab} | {100 * v:.1f} | {cmp} |")
     return "\n".join(lines) + "\n"
 
 

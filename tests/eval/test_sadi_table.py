@@ -41,6 +41,10 @@ def test_sadi_table_quick(data_dir, tmp_path):
         avg = log["average"][metric]
         assert avg["best_baseline"] in ("CAA", "ITI") and "SADI-HEAD" in avg["vs_best_baseline"]
     assert [p["pairs"] for p in log["pairs_curve"]["points"]] == [3, 6]
+    qa = log["triviaqa"]
+    assert set(qa["test"]) == {"base", "SADI-HEAD", "CAA", "ITI"} and qa["n_test"] == 4
+    assert all(len(v) == qa["n_test"] and set(v) <= {0.0, 1.0} for v in qa["per_item"].values())
+    assert qa["chosen"]["SADI-HEAD"] == max((c for c in qa["val"] if c.startswith("head:")), key=lambda c: qa["val"][c])
     md = (out / "sadi_table.md").read_text()
     assert "Pairs curve" in md and "| SADI-HEAD |" in md and (out / "sadi_table.png").is_file()
 
@@ -51,6 +55,12 @@ def test_average_paired_is_the_mean_of_per_task_differences():
     b = {"x": [1.0, 1.0, 1.0, 1.0], "y": [0.0, 1.0]}
     d = st.average_paired(a, b, n_boot=500)
     assert d["diff"] == pytest.approx((0.5 + -0.5) / 2) and d["ci95"][0] <= d["diff"] <= d["ci95"][1]
+
+
+def test_exact_match_normalises_like_squad():
+    st = _load()
+    assert st.exact_match(" The Beatles.\nQ: next", ["Beatles"]) == 1.0
+    assert st.exact_match(" Paris, France", ["Paris"]) == 0.0 and st.normalize_qa("An Apple!") == "apple"
 
 
 def test_winogrande_options_are_rebuilt_at_a_word_boundary():
