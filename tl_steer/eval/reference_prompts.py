@@ -65,12 +65,16 @@ def load_copa(data_dir: str | Path | None = None) -> list[MCItem]:
     return items
 
 
-def load_storycloze(data_dir: str | Path | None = None) -> list[MCItem]:
-    """Story Cloze items with the SADI reference's prompt (answers `` A`` / `` B``)."""
+def load_storycloze(data_dir: str | Path | None = None, release: str = "test") -> list[MCItem]:
+    """Story Cloze items with the SADI reference's prompt (answers `` A`` / `` B``). ``release="val"``: the 2016
+    *val* release (1,871 other stories, labelled), a source of extra contrast pairs (the reference draws its
+    StoryCloze pairs from that release)."""
+    if release not in ("test", "val"):
+        raise SteeringError(f"storycloze release must be 'test' or 'val', got {release!r}")
     cols = ["InputStoryid", *[f"InputSentence{i}" for i in range(1, 5)], "RandomFifthSentenceQuiz1",
             "RandomFifthSentenceQuiz2", "AnswerRightEnding"]
     items = []
-    for r in _csv_rows(_path(data_dir, "storycloze", "cloze_test_test__spring2016.csv"), cols):
+    for r in _csv_rows(_path(data_dir, "storycloze", f"cloze_test_{release}__spring2016.csv"), cols):
         story = " ".join(r[f"InputSentence{i}"].strip() for i in range(1, 5))
         prompt = (f"{story}\nQuestion: What is a possible continuation for the story given the following options?\n"
                   f"A: {r['RandomFifthSentenceQuiz1'].strip()} B: {r['RandomFifthSentenceQuiz2'].strip()}\nAnswer:")
