@@ -121,3 +121,20 @@ def test_margin_sweep_in_one_batch_equals_the_sweep_one_strength_at_a_time(tiny)
         assert batched[s] == pytest.approx(looped[s], abs=1e-4)
         assert batched[s] == pytest.approx(score(sadi.hooks(tiny, positions="all", strength=s)), abs=1e-3)
     assert len({round(v, 4) for v in batched.values()}) > 1
+
+
+def test_sweep_strength_with_a_margin_scorer_runs_one_batch_and_agrees(tiny, monkeypatch):
+    import tl_steer.sweep as sw
+
+    contrast = ContrastSet("mood", ("a kind happy day", "lovely words"), ("a cruel sad day", "nasty words"))
+    sadi = Sadi.from_contrast(tiny, contrast, site="resid_pre", k=8, strength=1.0)
+    prompts = ["The day was", "Her words were quite"]
+    score = logprob_margin_scorer(tiny, prompts, " good", " bad")
+    calls = []
+    real = sw.margin_sweep
+    monkeypatch.setattr(sw, "margin_sweep", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fast = sw.sweep_strength(sadi, tiny, score, grid=[0.0, 2.0, 8.0], positions="all")
+    slow = sw.sweep_strength(sadi, tiny, lambda h: score(h), grid=[0.0, 2.0, 8.0], positions="all")  # generic path
+    assert calls == [1]
+    assert [r["score"] for r in fast.table] == pytest.approx([r["score"] for r in slow.table], abs=1e-4)
+    assert fast.best_params == slow.best_params

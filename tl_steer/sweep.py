@@ -2,7 +2,8 @@
 
 ``sweep(build, grid, score)`` tries every combination in ``grid``: ``build(params) -> HookList`` makes the hooks,
 ``score(hooks) -> float`` evaluates them on validation data, and the best combination wins.
-``sweep_strength(fitted, model, score)`` sweeps a fitted method's strength over its registered grid.
+``sweep_strength(fitted, model, score)`` sweeps a fitted method's strength over its registered grid; with a
+[`logprob_margin_scorer()`][tl_steer.sweep.logprob_margin_scorer] it runs all strengths in one batch (per-row strengths).
 
 Never pass a scorer that reads the test split: the numbers you then report on test would be optimistically
 biased. (The SADI reference code picks its number of elements and strength by the best test score; tl_steer
@@ -102,6 +103,14 @@ def sweep_strength(
         grid = spec.grid
     if positions is None and spec is not None:
         positions = spec.default_positions
+    if isinstance(score, MarginScorer) and score.model is model and len(set(score.positive)) == 1 \
+            and len(set(score.negative)) == 1 and len(set(float(g) for g in grid)) == len(grid):
+        # one batch, each row at its own strength, instead of one pass per strength (the same numbers; tested)
+        values = margin_sweep(fitted, model, score.prompts, score.positive[0], score.negative[0], list(grid), positions)
+        table = [{"strength": g, "score": values[float(g)]} for g in grid]
+        pick = max if maximize else min
+        best = pick(table, key=lambda row: row["score"])  # first in grid order on ties, as sweep()
+        return SweepResult(table, {"strength": best["strength"]}, best["score"], maximize)
     return sweep(lambda p: fitted.hooks(model, positions=positions, strength=p["strength"]), {"strength": list(grid)},
                  score, maximize=maximize, progress=progress)
 
@@ -210,16 +219,29 @@ def continuation_logprob(
     return torch.stack(out).cpu()
 
 
+@dataclass(frozen=True)
+class MarginScorer:
+    """Mean ``log p(positive | prompt) - log p(negative | prompt)`` under the hooks it is called with.
+
+    [`sweep_strength()`][tl_steer.sweep.sweep_strength] recognises it and sweeps all strengths in one batch with
+    per-row strengths ([`margin_sweep()`][tl_steer.sweep.margin_sweep]) when the two continuations are single
+    strings."""
+
+    model: Any
+    prompts: tuple[str, ...]
+    positive: tuple[str, ...]
+    negative: tuple[str, ...]
+
+    def __call__(self, hooks: HookList) -> float:
+        lp = continuation_logprob(self.model, self.prompts, self.positive, hooks)
+        ln = continuation_logprob(self.model, self.prompts, self.negative, hooks)
+        return float((lp - ln).mean())
+
+
 def logprob_margin_scorer(
     model: TransformerBridge, prompts: Sequence[str], positive: Sequence[str] | str, negative: Sequence[str] | str
-) -> Callable[[HookList], float]:
+) -> MarginScorer:
     """A validation scorer: mean ``log p(positive | prompt) - log p(negative | prompt)`` under the hooks."""
     pos = [positive] * len(prompts) if isinstance(positive, str) else list(positive)
     neg = [negative] * len(prompts) if isinstance(negative, str) else list(negative)
-
-    def score(hooks: HookList) -> float:
-        lp = continuation_logprob(model, prompts, pos, hooks)
-        ln = continuation_logprob(model, prompts, neg, hooks)
-        return float((lp - ln).mean())
-
-    return score
+    return MarginScorer(model, tuple(prompts), tuple(pos), tuple(neg))
