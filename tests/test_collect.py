@@ -55,3 +55,19 @@ def test_collect_errors(tiny):
         collect(tiny, TEXTS, NAMES[:1], read="first", progress=False)
     with pytest.raises(SteeringError, match="before the start"):
         collect(tiny, ["a"], NAMES[:1], read=-5, progress=False)
+
+
+def test_collected_rows_do_not_keep_the_whole_activation_alive():
+    """``read="last"`` keeps one row per text, not a view of the (batch, pos, ...) activation (memory grew with every
+    position before)."""
+    import torch
+
+    from tl_steer.collect import _compact
+
+    act = torch.randn(8, 50, 9, 64)
+    last = act[:, -1]
+    assert last.untyped_storage().nbytes() == act.numel() * 4  # the view pins everything
+    kept = _compact(last)
+    assert kept.untyped_storage().nbytes() == kept.numel() * 4 and torch.equal(kept, last)
+    whole = torch.randn(3, 4)
+    assert _compact(whole) is whole  # no copy when the tensor already owns its storage
