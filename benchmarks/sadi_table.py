@@ -146,31 +146,21 @@ def main(argv: list[str] | None = None) -> int:
     act = gated_act_fn(model)
     log: dict[str, Any] = {"args": vars(args), "grid": grid, "tasks": {}, "seconds": {}}
     print(f"model {args.model}: {model.cfg.n_layers} layers; tasks {args.tasks}")
-    if args.curve_only:
+    if args.curve_only or args.triviaqa_only:  # one stage, added to a finished run's output
+        key, stage = ("pairs_curve", pairs_curve) if args.curve_only else ("triviaqa", triviaqa)
         path = out / "sadi_table.json"
         log = json.loads(path.read_text())
-        t_c = time.perf_counter()
-        log["pairs_curve"] = pairs_curve(model, args, grid)
-        log["seconds"]["pairs_curve"] = round(time.perf_counter() - t_c, 1)
+        t_stage = time.perf_counter()
+        log[key] = stage(model, args, grid)
+        log["seconds"][key] = round(time.perf_counter() - t_stage, 1)
         path.write_text(json.dumps(log, indent=1))
         md = render(log)
         (out / "sadi_table.md").write_text(md)
         print(md)
         try:
             plot(log, out)
-        except ImportError as e:
+        except ImportError as e:  # matplotlib is an optional extra
             print(f"no figures: {e}")
-        return 0
-    if args.triviaqa_only:
-        path = out / "sadi_table.json"
-        log = json.loads(path.read_text())
-        t_qa = time.perf_counter()
-        log["triviaqa"] = triviaqa(model, args, grid)
-        log["seconds"]["triviaqa"] = round(time.perf_counter() - t_qa, 1)
-        path.write_text(json.dumps(log, indent=1))
-        md = render(log)
-        (out / "sadi_table.md").write_text(md)
-        print(md)
         return 0
 
     def evaluate(items: list[Any], configs: dict[str, Any], clean_names: list[str] | None = None) -> dict[str, list]:

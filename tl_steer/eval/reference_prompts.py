@@ -33,7 +33,7 @@ from typing import Any
 
 from ..errors import SteeringError
 from ..pairs import ContrastSet
-from .tasks import MMLU_COLS, MCItem, _csv_rows, _path, _rows
+from .tasks import MMLU_COLS, MCItem, _csv_rows, _path, _rows, winogrande_rows
 
 _PUNCT = [".</s>", ".\n", ".", ";", "!", ",", "?", "\n", "</s>", "<pad>"]
 
@@ -130,13 +130,8 @@ def _winogrande_options(contexts: Sequence[str]) -> tuple[str, str, str]:
 
 def load_winogrande(data_dir: str | Path | None = None) -> list[MCItem]:
     """WinoGrande items with the SADI reference's prompt (answers `` A`` / `` B``)."""
-    rows = _rows("json", _path(data_dir, "winogrande", "dev_llmfoundry_partial_eval.jsonl"))
-    with open(_path(data_dir, "winogrande", "dev-labels.lst"), encoding="utf-8") as f:
-        gold = [int(line) - 1 for line in f if line.strip()]
-    if len(gold) != len(rows):
-        raise SteeringError(f"winogrande: {len(rows)} items but {len(gold)} labels in dev-labels.lst")
     items = []
-    for k, (r, g) in enumerate(zip(rows, gold, strict=True)):
+    for k, (r, g) in enumerate(winogrande_rows(data_dir)):
         head, o1, o2 = _winogrande_options(r["context_options"])
         sentence = re.sub(r"\s+", " ", f"{head}_ {r['continuation'].strip()}")
         prompt = f"Please fill in the blanks. Write A or B as the answer.\n\nSentence: {sentence}\nA. {o1}\nB. {o2}\nAnswer:"

@@ -278,15 +278,20 @@ def load_storycloze(data_dir: str | Path | None = None) -> list[MCItem]:
     return items
 
 
-def load_winogrande(data_dir: str | Path | None = None) -> list[MCItem]:
-    """WinoGrande 1.1 dev (1,267), partial scoring: each option fills the blank; score the rest of the sentence."""
+def winogrande_rows(data_dir: str | Path | None = None) -> list[tuple[dict[str, Any], int]]:
+    """WinoGrande 1.1 dev rows (lm-eval's partial-scoring form) with their 0-based gold option."""
     rows = _rows("json", _path(data_dir, "winogrande", "dev_llmfoundry_partial_eval.jsonl"))
     with open(_path(data_dir, "winogrande", "dev-labels.lst"), encoding="utf-8") as f:
         gold = [int(line) - 1 for line in f if line.strip()]
     if len(gold) != len(rows):
         raise SteeringError(f"winogrande: {len(rows)} items but {len(gold)} labels in dev-labels.lst")
+    return list(zip(rows, gold, strict=True))
+
+
+def load_winogrande(data_dir: str | Path | None = None) -> list[MCItem]:
+    """WinoGrande 1.1 dev (1,267), partial scoring: each option fills the blank; score the rest of the sentence."""
     items = []
-    for k, (r, g) in enumerate(zip(rows, gold, strict=True)):
+    for k, (r, g) in enumerate(winogrande_rows(data_dir)):
         cont = " " + r["continuation"].strip()
         items.append(MCItem(
             "", (cont, cont), tuple(int(i == g) for i in range(2)), {"id": k},
