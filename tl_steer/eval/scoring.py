@@ -272,14 +272,7 @@ def score_last_token(
     device = getattr(model.cfg, "device", None) or "cpu"
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="score_last_token", disable=not progress, leave=False):
-        P = max(len(encoded[i][0]) for i in batch)
-        tokens = torch.full((len(batch), P), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), P), dtype=torch.long)
-        for r, i in enumerate(batch):
-            ctx = encoded[i][0]
-            tokens[r, P - len(ctx):] = torch.tensor(ctx)
-            mask[r, P - len(ctx):] = 1
-        tokens, mask = tokens.to(device), mask.to(device)
+        tokens, mask = _left_padded([encoded[i][0] for i in batch], pad_id, device)
         _, cache = model(tokens[:, :-1], attention_mask=mask[:, :-1], return_type="logits_and_cache")
 
         clean: dict[str, torch.Tensor] = {}
@@ -297,6 +290,17 @@ def score_last_token(
                 out[name][i] = ChoiceScores(lps, (1,) * len(conts), tuple(len(c.strip()) or 1 for c in items[i].choices),
                                             (greedy,) * len(conts))
     return out
+
+
+def _left_padded(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(tokens, attention_mask)`` of token lists left-padded to the longest (every sequence ends in the last column)."""
+    width = max(map(len, seqs))
+    tokens = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(tokens)
+    for r, seq in enumerate(seqs):
+        tokens[r, width - len(seq):] = torch.tensor(seq)
+        mask[r, width - len(seq):] = 1
+    return tokens.to(device), mask.to(device)
 
 
 @dataclass(frozen=True)
@@ -359,14 +363,7 @@ def score_items_shared(
         bar.update(len(own))
         for k in range(0, len(order), batch_size):
             batch = order[k: k + batch_size]
-            ctxs = [enc[i][0][0] for i in batch]
-            P = max(map(len, ctxs))
-            tokens = torch.full((len(batch), P), pad_id, dtype=torch.long)
-            mask = torch.zeros_like(tokens)
-            for r, c in enumerate(ctxs):
-                tokens[r, P - len(c):] = torch.tensor(c)
-                mask[r, P - len(c):] = 1
-            tokens, mask = tokens.to(device), mask.to(device)
+            tokens, mask = _left_padded([enc[i][0][0] for i in batch], pad_id, device)
             tracker.reset()  # a new prompt
             logits, cache = model(tokens, attention_mask=mask, return_type="logits_and_cache")
             first = logits[:, -1].float().log_softmax(-1)
