@@ -92,6 +92,18 @@ def _best(cands: dict[str, Any], metric: str | None, order: list[str]) -> str:
     return max(order, key=lambda c: (round(value(c), 9), -order.index(c)))
 
 
+def score_configs(model: Any, items: list[Any], configs: dict[str, Any], batch_size: int,
+                  clean_names: Any = ()) -> dict[str, list]:
+    """Every configuration on one cached prefix (``score_last_token``), or with full forwards when the choices are not
+    single tokens (the tiny model's character tokenizer); configurations that need clean values are then skipped."""
+    try:
+        return score_last_token(model, items, configs, batch_size, clean_names=clean_names)
+    except Exception as e:  # noqa: BLE001
+        if "one-token choices" not in str(e):
+            raise
+        return {k: score_items(model, items, v, batch_size) for k, v in configs.items() if not callable(v)}
+
+
 def average_paired(a: dict[str, list[float]], b: dict[str, list[float]], n_boot: int = 2000, seed: int = 0) -> dict:
     """Mean over tasks of ``mean(b) - mean(a)``, with a paired bootstrap that resamples items within each task."""
     g = torch.Generator().manual_seed(seed)
@@ -164,12 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     def evaluate(items: list[Any], configs: dict[str, Any], clean_names: list[str] | None = None) -> dict[str, list]:
-        try:
-            return score_last_token(model, items, configs, args.batch_size, clean_names=clean_names or ())
-        except Exception as e:  # multi-token choices (the tiny model's character tokenizer): full forwards
-            if "one-token choices" not in str(e):
-                raise
-            return {k: score_items(model, items, v, args.batch_size) for k, v in configs.items() if not callable(v)}
+        return score_configs(model, items, configs, args.batch_size, clean_names or ())
 
     def full(items: list[Any], configs: dict[str, Any]) -> dict[str, list]:
         return {k: score_items(model, items, v, args.batch_size) for k, v in configs.items()}
@@ -364,12 +371,7 @@ def pairs_curve(model: Any, args: argparse.Namespace, grid: dict) -> dict[str, A
     ks, ss = grid["head"]
 
     def score(split: list[Any], cfg: dict[str, Any]) -> dict[str, list]:
-        try:
-            return score_last_token(model, split, cfg, args.batch_size)
-        except Exception as e:  # multi-token choices (the tiny model's character tokenizer): full forwards
-            if "one-token choices" not in str(e):
-                raise
-            return {k: score_items(model, split, v, args.batch_size) for k, v in cfg.items()}
+        return score_configs(model, split, cfg, args.batch_size)
 
     curve = []
     for c in counts:
