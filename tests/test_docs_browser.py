@@ -118,3 +118,51 @@ def test_no_page_shows_a_raw_sphinx_role(browser_page):
         if ROLE.search(text):
             shown.append(rel)
     assert not shown, f"raw Sphinx roles on {shown}"
+
+
+def _machine_paths() -> list[str]:
+    import sys
+
+    paths = {str(ROOT), sys.prefix, sys.base_prefix, os.path.expanduser("~"), os.path.realpath(sys.prefix)}
+    return sorted((p for p in paths if p and p != "/"), key=len, reverse=True)
+
+
+def test_no_file_of_the_site_holds_a_path_of_the_building_machine():
+    """Pages, downloadable notebooks and the search index: none names the checkout, the venv or the home folder."""
+    if not (SITE / "index.html").is_file():
+        pytest.skip(f"no built site at {SITE}: run `bash scripts/build_docs.sh` first (the test command does)")
+    hits = []
+    for f in SITE.rglob("*"):
+        if f.is_file() and f.suffix in (".html", ".ipynb", ".json", ".js", ".txt", ".xml"):
+            text = f.read_text(encoding="utf-8", errors="ignore")
+            hits += [f"{f.relative_to(SITE)}: {p}" for p in _machine_paths() if p in text]
+    assert not hits, hits[:10]
+
+
+def test_every_page_is_free_of_stderr_blocks_and_warnings(browser_page):
+    """What a reader sees on every page of the site: no stderr output block (red in the theme), no 'Warning' in any
+    notebook output, no absolute filesystem path."""
+    page, base, _ = browser_page
+    pages = sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("index.html"))
+    bad: list[str] = []
+    notebooks = 0
+    for rel in pages:
+        page.goto(base + rel)
+        found = page.evaluate("""() => {
+            const stderr = document.querySelectorAll(
+              '[data-mime-type="application/vnd.jupyter.stderr"], .output_stderr, .jp-OutputArea-output.stderr').length;
+            const outs = [...document.querySelectorAll('.jp-OutputArea-output, .output_area, .jp-RenderedText')];
+            return {stderr, notebook: outs.length > 0,
+                    warning: outs.filter(o => /\\bWarning\\b/.test(o.innerText)).map(o => o.innerText.slice(0, 80)),
+                    text: document.querySelector('article') ? document.querySelector('article').innerText : ''};
+        }""")
+        notebooks += found["notebook"]
+        if found["stderr"]:
+            bad.append(f"{rel}: {found['stderr']} stderr block(s)")
+        if found["warning"]:
+            bad.append(f"{rel}: warning in an output: {found['warning'][0]!r}")
+        for p in _machine_paths():
+            if p in found["text"]:
+                bad.append(f"{rel}: shows the path {p}")
+    assert notebooks >= 5, f"only {notebooks} notebook pages found: the check would not see their outputs"
+    assert not bad, bad[:10]

@@ -311,9 +311,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; every failure is one line ``tl-steer: error: ...`` and exit code 2 (``--debug``: traceback)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `tl-steer ... | head`: the reader left early; not an error of ours
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "threads", None):
+        if getattr(args, "threads", None) is not None:
             if args.threads < 1:
                 raise SteeringError(f"--threads must be >= 1, got {args.threads}")
             import torch
@@ -323,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tl-steer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as e:  # noqa: BLE001 - the CLI's contract: one line, exit 2
         if getattr(args, "debug", False):
             raise

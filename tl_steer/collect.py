@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Bool
@@ -49,12 +49,36 @@ def _layer(name: str) -> int | None:
     return None
 
 
+def tokenizer_bos(tokenizer: Any) -> bool:
+    """Whether a Hugging Face tokenizer puts a BOS token in front of a text (``tokenizer(text)`` with its special
+    tokens): Gemma's does, SmolLM2's does not (its ``bos_token`` is the chat marker ``<|im_start|>``, which neither
+    its tokenizer, the papers' reference code, lm-evaluation-harness nor steering-vectors put before plain text).
+
+    Pass the model's *own* tokenizer: a ``TransformerBridge``'s ``model.tokenizer`` is TransformerLens' copy rebuilt
+    with ``add_bos_token=True``, which always says yes. [`tl_steer.models.load()`][tl_steer.models.load] reads the
+    rule from the original tokenizer and sets it as the bridge's ``cfg.default_prepend_bos``."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if tokenizer is None or bos is None:
+        return False
+    with_special = list(tokenizer("a")["input_ids"])
+    plain = list(tokenizer("a", add_special_tokens=False)["input_ids"])
+    return bool(with_special) and with_special[0] == bos and plain[:1] != [bos]
+
+
+def default_prepend_bos(model: TransformerBridge) -> bool:
+    """The BOS rule used when ``prepend_bos`` is not given: the bridge's ``cfg.default_prepend_bos``, which
+    [`tl_steer.models.load()`][tl_steer.models.load] sets to the model's own tokenizer's rule
+    ([`tokenizer_bos()`][tl_steer.collect.tokenizer_bos]); a bridge booted by hand keeps TransformerLens' ``True``
+    unless you set ``model.cfg.default_prepend_bos = tokenizer_bos(hf_tokenizer)``."""
+    return bool(getattr(getattr(model, "cfg", None), "default_prepend_bos", True))
+
+
 def tokenize_left(model: TransformerBridge, texts: Sequence[str], prepend_bos: bool | None = None) -> tuple[Tensor, Tensor]:
-    """Left-padded tokens and their attention mask (1 = real token)."""
+    """Left-padded tokens and their attention mask (1 = real token); ``prepend_bos=None``: the tokenizer's own rule."""
     from transformer_lens.utilities import get_attention_mask
 
     if prepend_bos is None:
-        prepend_bos = getattr(model.cfg, "default_prepend_bos", True)
+        prepend_bos = default_prepend_bos(model)
     tokens = model.to_tokens(list(texts), prepend_bos=prepend_bos, padding_side="left")
     mask = get_attention_mask(model.tokenizer, tokens, prepend_bos, "left").to(tokens.device)
     return tokens, mask
@@ -108,7 +132,9 @@ def collect(
         read: where in each text: ``"last"`` token, ``"mean"`` over its tokens, a negative index from the end,
             or ``"all"`` tokens (left-padded, with a mask).
         batch_size: texts per forward.
-        prepend_bos: TL's BOS rule (default the model's).
+        prepend_bos: put a BOS token before each text; default (``None``) the tokenizer's own rule
+            as [`tl_steer.models.load()`][tl_steer.models.load] records it (``model.cfg.default_prepend_bos``; no BOS
+            for SmolLM2, BOS for Gemma). ``True`` is TransformerLens' own rule.
         hooks: a TL hook list active while reading, e.g. to read a steered model.
         progress: show a progress bar.
         dtype: the returned dtype (``None`` keeps the model's).
@@ -119,6 +145,17 @@ def collect(
     """
     if isinstance(hook_names, str):
         hook_names = [hook_names]
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SteeringError(f"collect(): batch_size must be an int >= 1, got {batch_size!r}")
+    if prepend_bos is not None and not isinstance(prepend_bos, bool):
+        raise SteeringError(f"collect(): prepend_bos must be True, False or None (the model's rule), got {prepend_bos!r}")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise SteeringError(f"collect(): dtype must be a floating torch dtype or None, got {dtype!r}")
+    if not isinstance(hook_names, (list, tuple)) or not all(isinstance(n, str) for n in hook_names):
+        raise SteeringError(f"collect(): hook_names must be a hook name or a list of them, got {hook_names!r}")
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+        if not isinstance(texts, str):
+            raise SteeringError(f"collect() takes a list of strings, got {type(texts).__name__}")
     if not hook_names:
         raise SteeringError("collect() needs at least one hook name")
     if isinstance(texts, str):

@@ -37,6 +37,7 @@ Padding positions (attention mask 0) are never edited.
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -177,6 +178,7 @@ class PositionTracker:
         self._generating = False  # inside generate(): only there may an uncached forward continue the last one
         self._prompt_override: int | None = None
         self._last_fed = True
+        self._owner: int | None = None  # the thread that attached tracking: only its forwards are tracked
 
     @contextmanager
     def prompt_length(self, n: int, last_fed: bool = True) -> Iterator[PositionTracker]:
@@ -198,11 +200,27 @@ class PositionTracker:
             self._prompt_override, self._last_fed = old, old_fed
             self.reset()
 
+    @contextmanager
+    def final_token_unfed(self) -> Iterator[PositionTracker]:
+        """Forwards in this block never feed their sequence's final token (scoring on a KV cache: the context pass,
+        then the answer tokens but the last), so the ``last`` scope edits nothing, as in teacher-forced scoring."""
+        old, self._last_fed = self._last_fed, False
+        try:
+            yield self
+        finally:
+            self._last_fed = old
+
+    def _foreign(self) -> bool:
+        """True in a thread other than the one that attached tracking (its forwards are not ours to track)."""
+        return self._owner is not None and threading.get_ident() != self._owner
+
     def reset(self) -> None:
         """Forget the last forward (the next one starts a new prompt)."""
         self.info, self._tokens, self._cache_ref, self._total = None, None, None, 0
 
     def _pre_hook(self, module: Any, args: tuple, kwargs: dict) -> None:
+        if self._foreign():
+            return
         ids = args[0] if args and isinstance(args[0], Tensor) else kwargs.get("input_ids")
         embeds = kwargs.get("inputs_embeds")
         if ids is None and embeds is None:
@@ -257,7 +275,7 @@ class PositionTracker:
             else:
                 last_prompt = torch.full((batch,), prompt_len - 1, device=ref.device)
         self.info = ForwardInfo(batch, n_new, past, prompt_len, new_mask, last_prompt,
-                                last_fed=self._last_fed if override is not None else True)
+                                last_fed=self._last_fed)
         self._total = past + n_new
         self._cache_ref = cache
         # kept only where an uncached continuation can follow (inside generate): no copy on plain forwards
@@ -286,6 +304,7 @@ class PositionTracker:
         when a list of strings is padded on the right (TL passes no attention mask to the model then).
         """
         if self._handle is None:
+            self._owner = threading.get_ident()
             self._handle = self._target(model).register_forward_pre_hook(self._pre_hook, with_kwargs=True)
             if "forward" not in vars(model) and callable(getattr(model, "to_tokens", None)):
                 model.forward = self._wrap_forward(model, type(model).forward.__get__(model))
@@ -307,17 +326,27 @@ class PositionTracker:
                 if getattr(fn, "_tl_steer_tracker", None) is self:
                     delattr(self._model, name)
             self._model = None
+            self._owner = None
         self.reset()
 
     @contextmanager
     def on_module(self, module: torch.nn.Module) -> Iterator[PositionTracker]:
         """Track the forwards (and ``generate``) of a plain Hugging Face model for one block, as
         [`attach()`][tl_steer.core.PositionTracker.attach] tracks a bridge's ``original_model``: how hooks built for a
-        bridge run on its Hugging Face twin ([`tl_steer.fast`][tl_steer.fast])."""
+        bridge run on its Hugging Face twin ([`tl_steer.fast`][tl_steer.fast]). Nestable on the same module (one
+        tracker per module: [`module_tracker()`][tl_steer.core.module_tracker])."""
         if self._handle is not None:
-            raise SteeringError("this position tracker is already attached; use a fresh PositionTracker()")
+            if self._model is not module or self._foreign():
+                raise SteeringError("this position tracker is already attached elsewhere; use a fresh PositionTracker()")
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._owner = threading.get_ident()
         self._handle = module.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
-        self._depth = 1
+        self._depth, self._model = 1, module
         patched = callable(getattr(type(module), "generate", None)) and "generate" not in vars(module)
         if patched:
             module.generate = self._wrap_generate(type(module).generate.__get__(module))
@@ -326,13 +355,15 @@ class PositionTracker:
             yield self
         finally:
             self._handle.remove()
-            self._handle, self._depth = None, 0
+            self._handle, self._depth, self._model, self._owner = None, 0, None, None
             if patched:
                 del module.generate
             self.reset()
 
     def _wrap_forward(self, model: TransformerBridge, forward: Callable[..., Any]) -> Callable[..., Any]:
         def tracked_forward(*args: Any, **kwargs: Any) -> Any:
+            if self._foreign():
+                return forward(*args, **kwargs)
             self._lengths = self._right_padded_lengths(model, args, kwargs)
             try:
                 return forward(*args, **kwargs)
@@ -344,6 +375,8 @@ class PositionTracker:
 
     def _wrap_generate(self, generate: Callable[..., Any]) -> Callable[..., Any]:
         def tracked_generate(*args: Any, **kwargs: Any) -> Any:
+            if self._foreign():
+                return generate(*args, **kwargs)
             outer, self._generating = self._generating, True
             self.reset()  # a generation always starts from a new prompt
             try:
@@ -370,6 +403,9 @@ class PositionTracker:
 
 
 _TRACKERS: weakref.WeakKeyDictionary[Any, PositionTracker] = weakref.WeakKeyDictionary()
+_MODULE_TRACKERS: weakref.WeakKeyDictionary[Any, PositionTracker] = weakref.WeakKeyDictionary()
+_LOCKS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
 
 
 def tracker_for(model: TransformerBridge) -> PositionTracker:
@@ -381,6 +417,26 @@ def tracker_for(model: TransformerBridge) -> PositionTracker:
     return tracker
 
 
+def module_tracker(module: torch.nn.Module) -> PositionTracker:
+    """The one [`PositionTracker`][tl_steer.core.PositionTracker] of a plain Hugging Face model (what nested
+    [`tl_steer.fast.hf_steer()`][tl_steer.fast.hf_steer] blocks share)."""
+    tracker = _MODULE_TRACKERS.get(module)
+    if tracker is None:
+        tracker = _MODULE_TRACKERS[module] = PositionTracker()
+    return tracker
+
+
+def model_lock(model: Any) -> Any:
+    """The re-entrant lock that [`tracking()`][tl_steer.core.tracking] (and so [`steer()`][tl_steer.core.steer]) holds on
+    ``model`` for its whole block: steering blocks of one model in several threads run one after another, each
+    correct; nested blocks in one thread are fine."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+    return lock
+
+
 @contextmanager
 def tracking(model: TransformerBridge) -> Iterator[PositionTracker]:
     """Track positions on ``model`` for the duration of a ``with`` block (nestable, removed on exceptions too).
@@ -390,13 +446,33 @@ def tracking(model: TransformerBridge) -> Iterator[PositionTracker]:
 
         with tl_steer.tracking(model):
             model.run_with_hooks(tokens, fwd_hooks=sadi.hooks(model))
+
+    **Threads.** The block holds the model's lock ([`model_lock()`][tl_steer.core.model_lock]): another thread's
+    ``tracking``/``steer`` on the same model waits until this block ends. Only this thread's forwards are tracked.
     """
     tracker = tracker_for(model)
-    tracker.attach(model)
-    try:
-        yield tracker
-    finally:
-        tracker.release()
+    lock = model_lock(model)
+    with lock:
+        tracker.attach(model)
+        try:
+            yield tracker
+        finally:
+            tracker.release()
+
+
+@dataclass(frozen=True, eq=False)
+class ThreadBound:
+    """A hook that edits only in the thread that attached it (``owner``); in any other thread the activation passes
+    through unchanged. [`steer()`][tl_steer.core.steer] attaches every hook this way, so a thread that runs the same
+    model without steering gets unsteered results while another thread steers it."""
+
+    fn: HookFn
+    owner: int
+
+    def __call__(self, activation: Tensor, hook: Any) -> Tensor | None:
+        if threading.get_ident() != self.owner:
+            return activation
+        return self.fn(activation, hook=hook)
 
 
 @dataclass(frozen=True, eq=False)
@@ -420,10 +496,19 @@ class Scoped:
                 f"steering function {self.fn!r} at hook {getattr(hook, 'name', hook)!r} returned None; "
                 "tl_steer hooks must return the edited activation (and never edit in place)"
             )
+        if edited.dtype == torch.float16 and not bool(torch.isfinite(edited).all()) and bool(
+                torch.isfinite(activation).all()):
+            raise SteeringError(
+                f"hook {getattr(hook, 'name', hook)!r}: the steered activation overflows float16 (largest finite "
+                "value 65504) although its input was finite; lower the strength, or run the model in bfloat16 or "
+                "float32"
+            )
         everywhere = self.positions == (Positions.ALL,)
         tracker = self.tracker
         if tracker is None or (everywhere and not tracker.active):
             return edited
+        if tracker._foreign():  # another thread holds the tracking: this forward is not the tracked one
+            return activation
         info = tracker.info
         if info is None or activation.shape[0] != info.batch or activation.shape[1] != info.n_new:
             raise self._scope_error(activation, hook, tracker)  # strings are built on this error path only
@@ -431,6 +516,12 @@ class Scoped:
         keep = keep.reshape(keep.shape + (1,) * (activation.ndim - 2))
         return torch.where(keep, edited, activation)
 
+
+    @property
+    def rows(self) -> int | None:
+        """How many batch rows the wrapped hook's own values are tied to (per-row strengths, SADI's clean values),
+        or None when it edits any batch alike ([`bound_rows()`][tl_steer.core.bound_rows])."""
+        return bound_rows(self.fn)
 
     def _scope_error(self, activation: Tensor, hook: Any, tracker: PositionTracker) -> ScopeError:
         name = getattr(hook, "name", hook)
@@ -453,6 +544,14 @@ class Scoped:
         )
 
 
+def bound_rows(fn: Any) -> int | None:
+    """The batch size a hook function's own values are tied to (``fn.rows``: per-row strengths, SADI reference mode's
+    clean values), else None. Code that reorders, deduplicates or re-batches rows (the scorers) must refuse such
+    hooks: row ``i`` of their values belongs to row ``i`` of the batch they were built for."""
+    rows = getattr(fn, "rows", None)
+    return int(rows) if isinstance(rows, int) and not isinstance(rows, bool) else None
+
+
 def scoped(fn: HookFn, positions: PositionSpec = Positions.ALL, model: TransformerBridge | None = None) -> HookFn:
     """Wrap a hook so it edits only ``positions``: one scope or a union such as ``"last_prompt+generated"``.
 
@@ -469,7 +568,8 @@ def scoped(fn: HookFn, positions: PositionSpec = Positions.ALL, model: Transform
     return Scoped(fn, ps, tracker_for(model))
 
 
-def _flatten(hooks: Iterable[Any]) -> HookList:
+def flatten_hooks(hooks: Iterable[Any]) -> HookList:
+    """``(hook_name, fn)`` pairs from hook lists, single pairs and nested lists (a method object is refused)."""
     out: HookList = []
     for item in hooks:
         if hasattr(item, "hooks") and callable(item.hooks) and not isinstance(item, tuple):
@@ -479,7 +579,7 @@ def _flatten(hooks: Iterable[Any]) -> HookList:
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
             out.append(item)
         elif isinstance(item, (list, tuple)):
-            out.extend(_flatten(item))
+            out.extend(flatten_hooks(item))
         else:
             raise SteeringError(
                 f"steer() expects (hook_name, fn) pairs or lists of them, got {type(item).__name__}: {item!r}"
@@ -504,7 +604,7 @@ class steer:  # noqa: N801 - used like a function: ``with steer(model, hooks):``
     """
 
     def __init__(self, model: TransformerBridge, *hooks: Sequence[tuple[str, HookFn]] | tuple[str, HookFn]) -> None:
-        pairs = _flatten(hooks)
+        pairs = flatten_hooks(hooks)
         for name, fn in pairs:
             validate_hook_name(model, name)
             if not callable(fn):
@@ -527,7 +627,16 @@ class steer:  # noqa: N801 - used like a function: ``with steer(model, hooks):``
         stack = ExitStack()
         try:
             stack.enter_context(tracking(self.model))
-            stack.enter_context(self.model.hooks(fwd_hooks=self.pairs))
+            owner = threading.get_ident()
+            try:
+                stack.enter_context(self.model.hooks(fwd_hooks=[(n, ThreadBound(fn, owner)) for n, fn in self.pairs]))
+            except (ValueError, RuntimeError, AssertionError) as e:
+                if isinstance(e, SteeringError):
+                    raise
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise SteeringError(
+                    f"TransformerLens refused to attach the hooks at {[n for n, _ in self.pairs][:4]}: {first}"
+                ) from e
         except BaseException:
             stack.close()
             raise
@@ -542,12 +651,29 @@ class steer:  # noqa: N801 - used like a function: ``with steer(model, hooks):``
 
 def as_strengths(value: Any, what: str = "strength") -> float | Tensor:
     """A hook's strength: one number ([`as_strength()`][tl_steer.core.as_strength]), or one finite number per batch
-    row (a 1-D tensor, list or tuple), so that a sweep over N strengths runs as one batch of N copies."""
-    if isinstance(value, (list, tuple)) or (isinstance(value, Tensor) and value.ndim == 1):
-        t = torch.as_tensor(value, dtype=torch.float32).flatten()
+    row (a 1-D float/int tensor, list or tuple of numbers), so that a sweep over N strengths runs as one batch of N
+    copies. The per-row tensor is a copy (later edits of the caller's tensor do not change the method); bools,
+    nested lists and tensors without values (the meta device) are refused."""
+    if isinstance(value, (list, tuple)):
+        if not value or any(isinstance(v, bool) or not isinstance(v, (int, float)) and not (
+                isinstance(v, Tensor) and v.ndim == 0 and not v.dtype == torch.bool) for v in value):
+            raise SteeringError(
+                f"per-row {what}s must be a non-empty flat list of numbers (one per batch row), got {value!r}"
+            )
+        value = torch.tensor([float(v) for v in value], dtype=torch.float32)
+    if isinstance(value, Tensor) and value.ndim == 1:
+        if value.device.type == "meta":
+            raise SteeringError(f"per-row {what}s on the meta device hold no values; pass them on cpu or cuda")
+        if value.dtype == torch.bool or value.is_complex():
+            raise SteeringError(f"per-row {what}s must be real numbers, got a {value.dtype} tensor {value.tolist()!r}")
+        t = value.detach().to("cpu", torch.float32).clone()
         if t.numel() == 0 or not bool(torch.isfinite(t).all()):
             raise SteeringError(f"per-row {what}s must be a non-empty 1-D list of finite numbers, got {value!r}")
         return t
+    if isinstance(value, Tensor) and value.ndim > 1:
+        raise SteeringError(
+            f"{what} must be a number or a 1-D tensor (one per batch row), got a tensor of shape {tuple(value.shape)}"
+        )
     return as_strength(value, what)
 
 
@@ -567,6 +693,8 @@ def row_scale(strength: float | Tensor, activation: Tensor, hook: Any = None) ->
 
 def as_strength(value: Any, what: str = "strength") -> float:
     """``float(value)``, refusing bools, NaN and infinities with a [`SteeringError`][tl_steer.errors.SteeringError]."""
+    if isinstance(value, Tensor) and (value.dtype == torch.bool or value.device.type == "meta" or value.is_complex()):
+        raise SteeringError(f"{what} must be a finite real number, got a {value.dtype} tensor on {value.device}")
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not (
         isinstance(value, Tensor) and value.numel() == 1
     ):
@@ -575,3 +703,13 @@ def as_strength(value: Any, what: str = "strength") -> float:
     if not math.isfinite(out):
         raise SteeringError(f"{what} must be a finite number, got {out}; use a value such as 1.0")
     return out
+
+
+def saved_strength(config: dict[str, Any], legacy: str) -> Any:
+    """The ``strength`` of a saved config (format 1 named it ``legacy``); ``KeyError('strength')`` when neither is
+    there, so the loader's message names the current field."""
+    if "strength" in config:
+        return config["strength"]
+    if legacy in config:
+        return config[legacy]
+    raise KeyError("strength")

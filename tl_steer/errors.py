@@ -40,6 +40,11 @@ def ensure_finite(tensors: dict, what: str) -> None:
     import torch
 
     for name, t in tensors.items():
+        if isinstance(t, torch.Tensor) and t.device.type == "meta":
+            raise SteeringError(
+                f"{what}: tensor {name!r} {tuple(t.shape)} is on the meta device and holds no values; keep steering "
+                "tensors on a real device (method.to('cpu') or .to('cuda'))"
+            )
         if isinstance(t, torch.Tensor) and t.is_floating_point():
             bad = ~torch.isfinite(t)
             if bool(bad.any()):

@@ -1,7 +1,7 @@
 """Steering without the bridge: run a method's TransformerLens hook list on the plain Hugging Face model.
 
 The ``TransformerBridge`` costs time on every forward (on SmolLM2 on CPU about 1.3x a plain HF decode step; see
-``benchmarks/bench_overhead.py``). For generation and evaluation at scale, :func:`hf_steer` lowers the same hooks
+``benchmarks/bench_overhead.py``). For generation and evaluation at scale, [`hf_steer`][tl_steer.fast.hf_steer] lowers the same hooks
 onto PyTorch hooks of the HF modules the TL hook names stand for, with the same position scopes (a position tracker
 on the HF model plays the bridge's):
 
@@ -27,15 +27,16 @@ equal the bridge path for every method and scope.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from ._types import TransformerBridge
-from .core import HookFn, PositionTracker, Scoped, _flatten
+from .core import HookFn, Scoped, ThreadBound, flatten_hooks, model_lock, module_tracker, tracker_for
 from .errors import HookNameError, SteeringError
 from .sites import Site, site_of
 
@@ -96,26 +97,81 @@ def _lower(hf_model: torch.nn.Module, name: str, fn: HookFn, n_heads: int) -> An
     raise HookNameError(f"{name!r}: the fast path does not lower {site.value!r} (not one HF tensor); use the bridge")
 
 
-@contextmanager
-def hf_steer(bridge: TransformerBridge, hf_model: torch.nn.Module, *hooks: Sequence[tuple[str, HookFn]]) -> Iterator[Any]:
+def _check_twin(bridge: TransformerBridge, hf_model: torch.nn.Module) -> None:
+    """The HF model must have the bridge's layout (layers, width, heads): hooks index heads and layers."""
+    cfg = getattr(hf_model, "config", None)
+    if cfg is None:
+        raise SteeringError(f"hf_steer needs a Hugging Face model with a .config, got {type(hf_model).__name__}")
+    want = {"num_hidden_layers": bridge.cfg.n_layers, "hidden_size": bridge.cfg.d_model,
+            "num_attention_heads": bridge.cfg.n_heads}
+    have = {k: getattr(cfg, k, None) for k in want}
+    bad = {k: (have[k], v) for k, v in want.items() if have[k] is not None and int(have[k]) != int(v)}
+    if bad:
+        raise SteeringError(
+            f"hf_steer: the HF model's layout differs from the bridge's: {', '.join(f'{k} {h} vs {w}' for k, (h, w) in bad.items())} "
+            "(HF model vs bridge); pass the Hugging Face twin of the bridge's model (same weights)"
+        )
+
+
+class hf_steer:  # noqa: N801 - used like a function: ``with hf_steer(bridge, hf_model, hooks):``
     """Attach hook lists built for ``bridge`` to ``hf_model`` (the same weights, plain Hugging Face) for one block.
 
     Args:
         bridge: the model the hooks were built for (``method.hooks(bridge, ...)``).
-        hf_model: a Hugging Face causal LM with the bridge's weights.
+        hf_model: a Hugging Face causal LM with the bridge's weights (same layers, width and heads: checked).
         *hooks: TL hook lists ``[(hook_name, fn), ...]``.
 
-    Position scopes keep their meaning: a fresh position tracker follows ``hf_model``'s forwards and ``generate``
-    (KV cache, left padding), and every scoped hook reads it. Hooks are removed on exit, also on errors.
+    Position scopes keep their meaning: the HF model's one position tracker
+    ([`module_tracker()`][tl_steer.core.module_tracker]) follows its forwards and ``generate`` (KV cache, left padding),
+    and every scoped hook reads it; nested ``hf_steer`` blocks on one model share it. Hooks are removed on exit, also
+    on errors. Hooks built for another bridge are refused (as [`steer()`][tl_steer.core.steer] refuses them). One
+    object is entered once. Like ``steer``, the block holds the HF model's lock: other threads' blocks wait, and a
+    thread that runs the model without steering is not edited.
     """
-    pairs = _flatten(hooks)
-    n_heads = int(bridge.cfg.n_heads)
-    tracker = PositionTracker()
-    with ExitStack() as stack:
-        stack.enter_context(tracker.on_module(hf_model))
+
+    def __init__(self, bridge: TransformerBridge, hf_model: torch.nn.Module, *hooks: Sequence[tuple[str, HookFn]]) -> None:
+        pairs = flatten_hooks(hooks)
+        _check_twin(bridge, hf_model)
+        n_layers = int(bridge.cfg.n_layers)
+        own = tracker_for(bridge)
         for name, fn in pairs:
-            if not re.match(r"^blocks\.\d+\.", name):
-                raise HookNameError(f"{name!r}: the fast path lowers per-layer hooks only")
-            lowered = replace(fn, tracker=tracker) if isinstance(fn, Scoped) and fn.tracker is not None else fn
-            stack.callback(_lower(hf_model, name, lowered, n_heads).remove)
-        yield hf_model
+            m = re.match(r"^blocks\.(\d+)\.", name)
+            if not m:
+                raise HookNameError(f"{name!r}: the fast path lowers per-layer hooks only (blocks.L....)")
+            if int(m.group(1)) >= n_layers:
+                raise HookNameError(f"{name!r}: the model has {n_layers} layers (0..{n_layers - 1})")
+            site_of(name)  # a steerable site, or a clear HookNameError
+            if not callable(fn):
+                raise SteeringError(f"the hook for {name!r} is not callable: {fn!r}")
+            if isinstance(fn, Scoped) and fn.tracker is not None and fn.tracker is not own:
+                raise SteeringError(
+                    f"the hook for {name!r} was built for another model; build it for this bridge: method.hooks(bridge)"
+                )
+        self.bridge, self.hf_model, self.pairs = bridge, hf_model, pairs
+        self._stack: ExitStack | None = None
+        self._used = False
+
+    def __enter__(self) -> Any:
+        if self._used:
+            raise SteeringError("this hf_steer(...) block was already entered; create a new one for each `with` block")
+        self._used = True
+        n_heads = int(self.bridge.cfg.n_heads)
+        tracker = module_tracker(self.hf_model)
+        stack = ExitStack()
+        try:
+            stack.enter_context(model_lock(self.hf_model))
+            stack.enter_context(tracker.on_module(self.hf_model))
+            owner = threading.get_ident()
+            for name, fn in self.pairs:
+                lowered = replace(fn, tracker=tracker) if isinstance(fn, Scoped) and fn.tracker is not None else fn
+                stack.callback(_lower(self.hf_model, name, ThreadBound(lowered, owner), n_heads).remove)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self.hf_model
+
+    def __exit__(self, *exc: Any) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()

@@ -122,14 +122,20 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    _fill_architecture(model)
-    config = copy.deepcopy(model.config)
-    config.__dict__.pop("quantization_config", None)  # else the reload attaches a GgufHfQuantizer
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:  # fail before the slow load when the cache cannot be written
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    except OSError as e:
+        raise ModelError(
+            f"cannot write the converted copy of {gguf.name} to {target.parent} ({e.strerror or e}); set TL_STEER_CACHE "
+            "to a writable folder"
+        ) from None
     try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        _fill_architecture(model)
+        config = copy.deepcopy(model.config)
+        config.__dict__.pop("quantization_config", None)  # else the reload attaches a GgufHfQuantizer
         config.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         save_model(model, str(tmp / "model.safetensors"))
@@ -150,30 +156,91 @@ def load_hf(
     folder, offline. A GGUF is converted to an fp32 cache on first use."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    device, dtype = check_device(device), check_dtype(dtype)
+    _check_name(source, gguf_file)
     reg = _registered(str(source))
     if reg is not None:
         path = REGISTERED[reg].gguf()
     else:
-        path = Path(source)
+        path = Path(source).expanduser()
         if gguf_file is not None:
             path = path / gguf_file
+    cached = False
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise ModelError(f"GGUF file {path} does not exist")
+            raise ModelError(f"GGUF file {path} does not exist; check the path")
+        if path.stat().st_size == 0:
+            raise ModelError(f"GGUF file {path} is empty; the download or copy failed, fetch the file again")
         folder = _gguf_cache_path(path)
         if not (folder / "tl_steer.json").is_file():
-            _convert_gguf(path, folder)
+            try:
+                _convert_gguf(path, folder)
+            except ModelError:
+                raise
+            except Exception as e:  # noqa: BLE001 - transformers' GGUF reader raises many kinds on a bad file
+                raise ModelError(
+                    f"cannot read GGUF file {path} ({type(e).__name__}: {_first_line(e)}); the file is corrupt or "
+                    "truncated, or not a model GGUF: fetch it again"
+                ) from None
+        cached = True
     elif path.is_dir() and (path / "config.json").is_file():
         folder = path
+    elif path.exists():
+        raise ModelError(
+            f"{path} is neither a registered model ({sorted(REGISTERED)}), a .gguf file nor a Hugging Face model "
+            "folder (no config.json in it)"
+        )
     else:
         raise ModelError(
-            f"{source!s} is neither a registered model ({sorted(REGISTERED)}), a .gguf file nor a folder with a "
-            "config.json"
+            f"{source!s} does not exist: it is neither a registered model ({sorted(REGISTERED)}), a .gguf file nor a "
+            "folder with a config.json; check the path"
         )
-    tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
+    try:
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
+    except Exception as e:  # noqa: BLE001 - missing or broken files surface as many exception types
+        where = (f"the converted cache {folder} is damaged; delete that folder and load again to rebuild it"
+                 if cached else f"the folder {folder} is incomplete or damaged (config, weights and tokenizer files "
+                 "are needed)")
+        raise ModelError(f"cannot load {source!s} ({type(e).__name__}: {_first_line(e)}): {where}") from None
     _fill_architecture(model)
     return model, tok
+
+
+def _check_name(name: Any, gguf_file: Any) -> None:
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
+        raise ModelError(f"the model name must be a registered name, a path or a hub id (a non-empty string), got {name!r}")
+    if gguf_file is not None and (not isinstance(gguf_file, str) or not gguf_file.endswith(".gguf") or "/" in gguf_file):
+        raise ModelError(f"gguf_file must be the name of a .gguf file inside the folder, got {gguf_file!r}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """A torch device this machine has (``ModelError`` naming the device and what is available otherwise)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ModelError(f"unknown device {device!r} ({_first_line(e)}); use 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r}: CUDA is not available on this machine; use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ModelError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError(f"device {device!r}: MPS is not available on this machine; use device='cpu'")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ModelError(f"device {device!r}: tl_steer loads models on 'cpu', 'cuda' or 'mps'")
+    return dev
+
+
+def check_dtype(dtype: Any) -> torch.dtype:
+    """A floating torch dtype (weights cannot be integers)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ModelError(f"dtype must be a floating torch dtype (torch.float32, bfloat16, float16), got {dtype!r}")
+    return dtype
 
 
 def load_smollm2_hf(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
@@ -183,7 +250,7 @@ def load_smollm2_hf(device: str | torch.device = "cpu", dtype: torch.dtype = tor
 
 def load(
     name: str = SMOLLM2, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
-    gguf_file: str | None = None, **kwargs: Any,
+    gguf_file: str | None = None, prepend_bos: bool | None = None, **kwargs: Any,
 ) -> TransformerBridge:
     """Boot a TransformerLens ``TransformerBridge``, offline.
 
@@ -193,6 +260,10 @@ def load(
         device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
         dtype: the weights' dtype (GGUF weights are converted to an fp32 cache once, then cast).
         gguf_file: the GGUF file's name inside the folder ``name``.
+        prepend_bos: the bridge's ``cfg.default_prepend_bos`` (what ``to_tokens``, ``generate`` and string inputs
+            use); default ``None``: the model's own tokenizer's rule ([`tl_steer.collect.tokenizer_bos()`][tl_steer.collect.tokenizer_bos]:
+            no BOS for SmolLM2, whose ``bos_token`` is the chat marker; BOS for Gemma), read from the original
+            tokenizer (hub ids keep TL's rule). ``True`` is TL's rule.
         **kwargs: passed to ``TransformerBridge.boot_transformers``.
 
     Returns:
@@ -202,10 +273,21 @@ def load(
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    device, dtype = check_device(device), check_dtype(dtype)
+    _check_name(name, gguf_file)
+    if prepend_bos is not None and not isinstance(prepend_bos, bool):
+        raise ModelError(f"prepend_bos must be True, False or None (the tokenizer's rule), got {prepend_bos!r}")
+    from .collect import tokenizer_bos
+
+    own_rule: bool | None = None  # the original tokenizer's BOS rule (the bridge keeps a BOS-forcing copy)
     reg = _registered(str(name))
-    local = Path(str(name))
-    if reg is not None or gguf_file is not None or local.suffix == ".gguf" or (local / "config.json").is_file():
+    looks_local = str(name).startswith((".", "/", "~")) or Path(str(name)).suffix == ".gguf"
+    if reg is None and gguf_file is None and looks_local and not Path(str(name)).expanduser().exists():
+        raise ModelError(f"{name!s} does not exist; check the path (local .gguf files and model folders load offline)")
+    local = Path(str(name)).expanduser()
+    if reg is not None or gguf_file is not None or local.suffix == ".gguf" or local.is_dir():
         hf_model, tok = load_hf(name, device=device, dtype=dtype, gguf_file=gguf_file)
+        own_rule = tokenizer_bos(tok)
         tl_name = REGISTERED[reg].hf_name if reg is not None else str(name)
         arch = list(hf_model.config.architectures)
         try:
@@ -225,6 +307,8 @@ def load(
                 "and local Hugging Face folders; other names are hub ids, which need the network (HF_HUB_OFFLINE=0) "
                 "or a local copy in the HF cache"
             ) from e
+    if own_rule is not None or prepend_bos is not None:
+        bridge.cfg.default_prepend_bos = own_rule if prepend_bos is None else prepend_bos
     bridge.eval()
     return bridge
 

@@ -82,6 +82,8 @@ class FitOptions:
     seed: int = 0
     batch_size: int = 8
     progress: bool = True
+    #: put a BOS token before each contrast text; None: the tokenizer's own rule (``collect.tokenizer_bos``)
+    prepend_bos: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     #: filled by [`fit_many()`][tl_steer.registry.fit_many] from the contrast sets: ``{attribute: (positive groups, negative groups)}``
     groups: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=dict)
@@ -90,6 +92,26 @@ class FitOptions:
     #: filled by [`fit_many()`][tl_steer.registry.fit_many]: the MLP activation function's name (``model.cfg.act_fn``) when the MLP is gated,
     #: i.e. when ``mlp.hook_post = act(hook_pre) * hook_pre_linear`` differs from ``act(hook_pre)``; else None
     neuron_act: str | None = None
+
+    def __post_init__(self) -> None:
+        def count(name: str, v: Any, low: int, optional: bool) -> None:
+            if v is None and optional:
+                return
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise SteeringError(f"FitOptions.{name} must be an int >= {low}{' or None' if optional else ''}, got {v!r}")
+
+        count("layer", self.layer, 0, True)
+        count("k", self.k, 1, True)
+        count("seed", self.seed, 0, False)
+        count("batch_size", self.batch_size, 1, False)
+        if self.prepend_bos is not None and not isinstance(self.prepend_bos, bool):
+            raise SteeringError(f"FitOptions.prepend_bos must be True, False or None (the tokenizer's rule), got {self.prepend_bos!r}")
+        if not isinstance(self.extra, dict):
+            raise SteeringError(f"FitOptions.extra must be a dict of the method's own options, got {self.extra!r}")
+
+    def k_or(self, default: int) -> int:
+        """``k``, or ``default`` when it is unset (``None``; 0 is refused when the options are built)."""
+        return default if self.k is None else self.k
 
     def layer_of(self, n_layers: int) -> int:
         """The steering layer for a model with ``n_layers`` layers (default the middle one), checked."""
@@ -223,7 +245,7 @@ def read_activations(
     attrs = [s.attribute for s in sets]
     if len(set(attrs)) != len(attrs):
         raise SteeringError(f"contrast sets must have distinct attributes, got {attrs}")
-    kw = dict(read=opts.read, batch_size=opts.batch_size, progress=opts.progress)
+    kw = dict(read=opts.read, batch_size=opts.batch_size, progress=opts.progress, prepend_bos=opts.prepend_bos)
     positive = {s.attribute: collect(model, list(s.positive), list(hook_names), **kw).acts for s in sets}
     negative = {s.attribute: collect(model, list(s.negative), list(hook_names), **kw).acts for s in sets}
     return positive, negative

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import weakref
 from enum import StrEnum
 from typing import Any
 
@@ -115,15 +116,51 @@ def validate_hook_name(model: TransformerBridge, name: str) -> str:
     )
 
 
+_SHAPES: weakref.WeakKeyDictionary[Any, dict[str, tuple[int, ...]]] = weakref.WeakKeyDictionary()
+
+
 def feature_shape(model: TransformerBridge, site: Site | str) -> tuple[int, ...]:
-    """Trailing activation shape of a site on ``model`` (what follows ``batch pos``)."""
-    cfg = model.cfg
+    """Trailing activation shape of a site on ``model`` (what follows ``batch pos``), read from the model's own
+    activations (one token through layer 0, once per model), not from its config: on OPT with
+    ``ffn_dim != 4 * hidden`` TransformerLens' ``cfg.d_mlp`` is wrong. Falls back to the config for models that
+    cannot run (no weights)."""
     site = parse_site(site)
+    try:
+        shapes = _SHAPES.get(model)
+    except TypeError:  # not weak-referenceable
+        shapes = None
+    if shapes is None:
+        shapes = _probe_shapes(model)
+        try:
+            _SHAPES[model] = shapes
+        except TypeError:
+            pass
+    if site.value in shapes:
+        return shapes[site.value]
+    cfg = model.cfg
     if site is Site.Z:
         return (cfg.n_heads, cfg.d_head)
     if site is Site.MLP_POST:
         return (cfg.d_mlp,)
     return (cfg.d_model,)
+
+
+def _probe_shapes(model: TransformerBridge) -> dict[str, tuple[int, ...]]:
+    names = {s.value: hook_name(0, s) for s in Site}
+    hook_dict = getattr(model, "hook_dict", None) or {}
+    present = {k: v for k, v in names.items() if v in hook_dict}
+    run = getattr(model, "run_with_cache", None)
+    if not present or not callable(run):
+        return {}
+    device = getattr(getattr(model, "cfg", None), "device", None) or "cpu"
+    try:
+        with torch.no_grad():
+            _, cache = run(torch.zeros((1, 1), dtype=torch.long, device=device), names_filter=list(present.values()),
+                           stop_at_layer=1 if getattr(model.cfg, "n_layers", 1) > 1 else None,
+                           return_cache_object=False)
+    except Exception:  # noqa: BLE001 - a model that cannot run (meta weights, ...): the config is all there is
+        return {}
+    return {k: tuple(int(x) for x in cache[v].shape[2:]) for k, v in present.items() if v in cache}
 
 
 def check_activation(

@@ -142,7 +142,10 @@ def margin_sweep(
         positions = registry.get(fitted.method).default_positions
     tok = model.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    enc = [model.to_tokens(p, prepend_bos=prepend_bos)[0].tolist() for p in prompts]  # as continuation_logprob
+    from .collect import default_prepend_bos
+
+    bos = default_prepend_bos(model) if prepend_bos is None else prepend_bos
+    enc = [model.to_tokens(p, prepend_bos=bos)[0].tolist() for p in prompts]  # as continuation_logprob
     conts = [model.to_tokens(c, prepend_bos=False)[0].tolist() for c in (positive, negative)]
     if any(not c for c in conts) or any(not e for e in enc):
         raise SteeringError("margin_sweep: empty prompt or continuation after tokenisation")

@@ -303,7 +303,9 @@ def test_z_site_flat_and_per_head_change_logits(tiny, per_head):
 
 
 def test_fit_texts_collects_last_token_features(tiny):
-    cs = [ContrastSet("mood", ("good day", "nice one", "happy cat", "kind word"), ("bad day", "mean one", "sad cat", "cruel word"))]
+    # the last tokens differ between the sides: at layer 0 a last-token feature is that token's embedding, and equal
+    # last tokens on both sides would be a contrast with no direction (refused)
+    cs = [ContrastSet("mood", ("good day!", "nice one!", "happy cat!", "kind word!"), ("bad day?", "mean one?", "sad cat.", "cruel word."))]
     m, hist = MatSteer.fit_texts(tiny, cs, RESID, epochs=3, progress=False, kernel="median", val_fraction=0.0)
     assert m.attributes == ("mood",) and m.fit_config["read"] == "last" and m.feature_shape == (64,)
     assert m.fit_config["n_positive"] == {"mood": 4} and len(hist.epochs) == 3

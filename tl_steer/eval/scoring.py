@@ -144,6 +144,23 @@ def _batches(
     return out
 
 
+def refuse_row_bound(hooks: HookList | None, scorer: str, n_rows: int | None = None) -> None:
+    """Scorers reorder (longest first), deduplicate and re-batch rows, so hooks whose values are tied to the rows of
+    one batch (per-row strengths, a reference mode's clean values) would meet the wrong items: refuse them."""
+    from ..core import bound_rows
+
+    for name, fn in hooks or []:
+        rows = bound_rows(fn)
+        if rows is not None and not (rows == 1 and n_rows == 1):  # one sequence in all: nothing can be reordered
+            raise SteeringError(
+                f"{scorer}: the hook at {name!r} carries values for each of {rows} batch rows (per-row strengths or "
+                f"reference-mode clean values); {scorer} reorders and re-batches rows, so they would be applied to "
+                "the wrong items. Use one strength; for a reference mode use score_last_token(..., "
+                "configs={label: lambda clean: method.hooks(model, mode='reference', clean=clean)}, "
+                "clean_names=method.clean_names()), which computes the clean values batch by batch"
+            )
+
+
 def score_items(
     model: TransformerBridge,
     items: Sequence[MCItem],
@@ -156,8 +173,7 @@ def score_items(
     """Summed log-likelihood (and lengths) of every choice of every item, under ``hooks`` (a TL hook list).
 
     ``bos``: put the BOS token before each context (default [`harness_bos()`][tl_steer.eval.scoring.harness_bos], lm-evaluation-harness's rule)."""
-    if batch_size < 1:
-        raise SteeringError(f"batch_size must be >= 1, got {batch_size}")
+    _check_batch_size(batch_size)
     seq_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     targets: list[tuple[int, tuple[int, ...]]] = []
     for item in items:
@@ -168,6 +184,7 @@ def score_items(
                 seq_index[key] = len(seq_index)
             targets.append((seq_index[key], tuple(cont)))
     seqs = list(seq_index)
+    refuse_row_bound(hooks, "score_items", len(seqs))
     order = sorted(range(len(seqs)), key=lambda s: -(len(seqs[s][0]) + len(seqs[s][1])))
     tok = model.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
@@ -252,6 +269,12 @@ def score_last_token(
     up to float error (tested). A config is a hook list, or a function of the unsteered run's activations at the
     last prompt token (``{name: (batch, *feature)}`` at ``clean_names``) that returns one (SADI's reference mode).
     """
+    _check_batch_size(batch_size)
+    if not _hf_cache(model):
+        raise SteeringError(
+            f"score_last_token reuses a Hugging Face KV cache, which {type(getattr(model, 'original_model', model)).__name__} "
+            "(a TL-native model) does not have; score with score_items instead"
+        )
     tok = model.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     encoded = []
@@ -281,6 +304,10 @@ def score_last_token(
         for name, config in configs.items():
             hooks = config(clean) if callable(config) else config
             _last_token_only(hooks, name)
+            for hn, fn in hooks:
+                rows = getattr(fn, "rows", None)
+                if rows is not None and rows != len(batch):
+                    refuse_row_bound([(hn, fn)], "score_last_token")
             logp = _last_logp(model, tokens, mask, cache, hooks)
             top = logp.argmax(-1).tolist()
             for r, i in enumerate(batch):
@@ -290,6 +317,19 @@ def score_last_token(
                 out[name][i] = ChoiceScores(lps, (1,) * len(conts), tuple(len(c.strip()) or 1 for c in items[i].choices),
                                             (greedy,) * len(conts))
     return out
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SteeringError(f"batch_size must be an int >= 1, got {batch_size!r}")
+
+
+def _hf_cache(model: TransformerBridge) -> bool:
+    """Whether the model runs on a Hugging Face model whose KV cache can be cropped and reordered (TL-native models
+    such as ``models.tiny_model()`` cannot)."""
+    from transformers import PreTrainedModel
+
+    return isinstance(getattr(model, "original_model", None), PreTrainedModel)
 
 
 def _left_padded(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -343,8 +383,10 @@ def score_items_shared(
     [`score_items()`][tl_steer.eval.scoring.score_items]. Equal to it within 1e-4 (tested); faster when prompts are
     long and choices many (TruthfulQA with its primer).
     """
-    if batch_size < 1:
-        raise SteeringError(f"batch_size must be >= 1, got {batch_size}")
+    _check_batch_size(batch_size)
+    refuse_row_bound(hooks, "score_items_shared")
+    if not _hf_cache(model):  # a TL-native model: its cache cannot be reordered per choice
+        return score_items(model, items, hooks, batch_size, progress, desc, bos)
     tok = model.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     device = getattr(model.cfg, "device", None) or "cpu"
@@ -359,7 +401,8 @@ def score_items_shared(
     order = sorted(shared, key=lambda i: -len(enc[i][0][0]))
     tracker = tracker_for(model)
     bar = tqdm(total=len(items), desc=desc, disable=not progress, leave=False, unit="item")
-    with steer(model, hooks or []), bar:
+    # `last` is the final token of context + answer, which scoring never feeds (as in score_items)
+    with steer(model, hooks or []), tracker.final_token_unfed(), bar:
         bar.update(len(own))
         for k in range(0, len(order), batch_size):
             batch = order[k: k + batch_size]

@@ -431,6 +431,32 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[key]
 
 
+def check_loader_options(task: str, loader: Any, options: dict[str, Any]) -> None:
+    """Every option is a parameter of the task's loader and has its default's type: a bool for a bool (``primer``),
+    an int >= 0 for an int (``shots``; ``max_aliases`` >= 1), a string for a string. A [`SteeringError`][tl_steer.errors.SteeringError]
+    names the option, the value and what the loader takes."""
+    import inspect
+
+    params = {k: p for k, p in inspect.signature(loader).parameters.items() if k != "data_dir"}
+    for key, value in options.items():
+        if key not in params:
+            raise SteeringError(
+                f"task {task!r} takes no option {key!r}; it takes {sorted(params) or 'none'}"
+            )
+        default = params[key].default
+        if isinstance(default, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            low = 1 if key == "max_aliases" else 0
+            ok, want = (not isinstance(value, bool) and isinstance(value, int) and value >= low), f"an int >= {low}"
+        elif isinstance(default, str):
+            ok, want = isinstance(value, str), "a string"
+        else:
+            ok, want = True, ""
+        if not ok:
+            raise SteeringError(f"task {task!r}: option {key}={value!r} must be {want} (default {default!r})")
+
+
 @functools.lru_cache(maxsize=32)
 def _cached(name: str, data_dir: str, options: tuple[tuple[str, Any], ...]) -> tuple[MCItem, ...]:
     return tuple(get_task(name).loader(data_dir, **dict(options)))
@@ -442,6 +468,7 @@ def load_task(name: str, data_dir: str | Path | None = None, **options: Any) -> 
     ``options`` go to the loader: ``primer=True`` (TruthfulQA), ``shots=5`` (MMLU), ``max_aliases=3`` (TriviaQA).
     """
     spec = get_task(name)
+    check_loader_options(spec.name, spec.loader, options)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     _path(root, spec.pool if spec.pool != "truthfulqa" else "truthfulqa")  # clear error for a missing folder
     return list(_cached(spec.name, str(root), tuple(sorted(options.items()))))

@@ -81,16 +81,19 @@ def mean_diff(
     normalize: bool = False,
     batch_size: int = 8,
     progress: bool = False,
+    prepend_bos: bool | None = None,
 ) -> SteeringVectors:
     """CAA / mean-difference vectors: ``mean(act(positive)) - mean(act(negative))`` at each hook.
 
     ``mean_diff(model, contrast, layer=12)`` reads ``blocks.12.hook_resid_pre`` at the last token of every text
-    (``read="mean"`` averages over each text's tokens instead).
+    (``read="mean"`` averages over each text's tokens instead). Texts are tokenized by the tokenizer's own BOS rule
+    (``prepend_bos=None``; [`tl_steer.collect.tokenizer_bos()`][tl_steer.collect.tokenizer_bos]), as steering-vectors,
+    repeng and the papers' code do; ``prepend_bos=True`` is TransformerLens' rule.
     """
     names = _resolve_names(model, hook_names, layer, site)
     if read == "all":
         raise SteeringError("mean_diff needs one vector per text: read='last', 'mean' or a negative int")
-    kw = dict(read=read, batch_size=batch_size, progress=progress)
+    kw = dict(read=read, batch_size=batch_size, progress=progress, prepend_bos=prepend_bos)
     pos = collect(model, list(contrast.positive), names, **kw)
     neg = collect(model, list(contrast.negative), names, **kw)
     return mean_diff_from_activations(pos.acts, neg.acts, strength=strength, normalize=normalize)

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from .._types import TransformerBridge
 from ..collect import collect
-from ..core import HookList, PositionSpec
+from ..core import HookList, PositionSpec, saved_strength
 from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import split_indices
 from ..functional.iti import fit_logistic_probes, mass_mean_directions, probe_accuracy, projection_std
@@ -154,7 +154,7 @@ class Iti(Described):
         """The inverse of [`tl_steer.methods.iti.Iti.to_state()`][tl_steer.methods.iti.Iti.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
         report = ProbeReport(tensors["heads"].long(), tensors["directions"], tensors["stds"],
                              tensors["probe_accuracy"], tuple(config["layers"]))
-        strength = config["strength"] if "strength" in config else config["alpha"]  # format 1 said alpha
+        strength = saved_strength(config, "alpha")  # format 1 said alpha
         norms = {str(k): float(v) for k, v in (config.get("site_norms") or {}).items()}
         return cls(SteeringVectors(report.shifts(), strength, cls.method, norms), report)
 
@@ -272,7 +272,7 @@ SPEC = MethodSpec(
     cls=Iti,
     reads=_reads,
     fit=lambda positive, negative, opts: Iti.from_activations(
-        pooled(positive), pooled(negative), k=opts.k or 8, seed=opts.seed, paired=is_paired(positive, negative),
+        pooled(positive), pooled(negative), k=opts.k_or(8), seed=opts.seed, paired=is_paired(positive, negative),
         groups=pooled_groups(positive, opts), **opts.extra,
     ),
     strength="s is alpha, in units of each head's projection std",

@@ -48,7 +48,16 @@ from tqdm.auto import tqdm
 
 from .._typecheck import typed
 from .._types import TransformerBridge
-from ..core import HookList, Positions, PositionSpec, as_strength, as_strengths, row_scale, scoped
+from ..core import (
+    HookList,
+    Positions,
+    PositionSpec,
+    as_strength,
+    as_strengths,
+    row_scale,
+    saved_strength,
+    scoped,
+)
 from ..errors import HookNameError, ManifestError, ShapeError, SteeringError, ensure_finite
 from ..functional import mat_steer as F
 from ..registry import Described, FitOption, FitOptions, MethodSpec
@@ -90,19 +99,63 @@ def _check_fit_inputs(
         raise SteeringError(f"val_fraction must be in [0, 1), got {cfg['val_fraction']}")
     if cfg["steps_per_epoch"] not in ("largest", "smallest"):
         raise SteeringError(f"steps_per_epoch must be 'largest' or 'smallest', got {cfg['steps_per_epoch']!r}")
-    feat = tuple(positive[attrs[0]].shape[1:])
+    first = positive[attrs[0]]
+    if not isinstance(first, Tensor) or not first.is_floating_point() or first.ndim < 2:
+        got = f"{tuple(first.shape)} {first.dtype}" if isinstance(first, Tensor) else type(first).__name__
+        raise ShapeError(f"positive[{attrs[0]!r}] must be a float (n, *feature) tensor, got {got}")
+    feat = tuple(first.shape[1:])
     for side, sets in (("positive", positive), ("negative", negative)):
         for a in attrs:
             x = sets[a]
-            if not isinstance(x, Tensor) or x.ndim < 2 or tuple(x.shape[1:]) != feat:
+            if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim < 2 or tuple(x.shape[1:]) != feat:
                 got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
                 raise ShapeError(f"{side}[{a!r}] must be (n, {', '.join(map(str, feat))}) like the others, got {got}")
             if x.shape[0] < 2:
                 raise SteeringError(f"{side}[{a!r}] has {x.shape[0]} rows; MAT-Steer needs at least 2 per side")
             ensure_finite({f"{side}[{a!r}]": x}, "MatSteer.fit")
+    for a in attrs:
+        if torch.equal(positive[a].float().mean(0), negative[a].float().mean(0)):
+            raise SteeringError(
+                f"MatSteer.fit: positive[{a!r}] and negative[{a!r}] have the same mean, so the contrast carries no "
+                "direction (identical texts on both sides?); check the contrast set"
+            )
     if per_head and len(feat) != 2:
         raise ShapeError(f"per_head=True needs (n, head, d_head) activations (hook_z), got feature shape {feat}")
     return attrs
+
+
+def _check_numbers(epochs: Any, batch_size: Any, seed: Any, lr: Any, sigma: Any, patience: Any, lambdas: Any) -> None:
+    """Counts are ints >= 1, rates positive finite numbers, lambdas three finite numbers >= 0."""
+    def count(name: str, v: Any, low: int) -> None:
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise SteeringError(f"MatSteer.fit: {name} must be an int >= {low}, got {v!r}")
+
+    count("epochs", epochs, 1)
+    count("batch_size", batch_size, 1)
+    count("seed", seed, 0)
+    if patience is not None:
+        count("patience", patience, 1)
+    for name, v in (("lr", lr), ("sigma", sigma)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise SteeringError(f"MatSteer.fit: {name} must be a positive finite number, got {v!r}")
+    if isinstance(lambdas, (str, bytes)) or not isinstance(lambdas, Sequence) or len(lambdas) != 3 or any(
+            isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0 for x in lambdas):
+        raise SteeringError(f"MatSteer.fit: lambdas must be three finite numbers >= 0 (preserve, sparse, ortho), got {lambdas!r}")
+
+
+def _check_choices(cfg: dict[str, Any], **flags: Any) -> None:
+    """String choices are among the allowed ones, flags are bools, val_fraction a number in [0, 1)."""
+    allowed = {"kernel": ("gaussian", "median", "multiscale"), "init": ("random", "mean_diff"),
+               "steps_per_epoch": ("largest", "smallest")}
+    for key, options in allowed.items():
+        if not isinstance(cfg[key], str) or cfg[key] not in options:
+            raise SteeringError(f"MatSteer.fit: {key} must be one of {options}, got {cfg[key]!r}")
+    vf = cfg["val_fraction"]
+    if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0.0 <= vf < 1.0:
+        raise SteeringError(f"MatSteer.fit: val_fraction must be a number in [0, 1), got {vf!r}")
+    for name, v in {**flags, "standardize": cfg["standardize"]}.items():
+        if not isinstance(v, bool):
+            raise SteeringError(f"MatSteer.fit: {name} must be True or False, got {v!r}")
 
 
 @dataclass
@@ -210,6 +263,11 @@ class MatSteer(Described):
         if self.per_head:
             return einops.rearrange(x, "batch pos head d -> (batch pos) head d")
         return x.reshape(x.shape[0] * x.shape[1], 1, -1)
+
+    @property
+    def rows(self) -> int | None:
+        """The batch size per-row strengths are tied to (None for one strength)."""
+        return len(self.strength) if isinstance(self.strength, Tensor) else None
 
     @typed
     def __call__(self, activation: Float[Tensor, "batch pos *feature"], hook: Any = None) -> Float[Tensor, "batch pos *feature"]:
@@ -328,7 +386,7 @@ class MatSteer(Described):
             return cls(
                 hook_name=config["hook_name"], theta=tensors["theta"], w=tensors["w"], b=tensors["b"],
                 attributes=tuple(config["attributes"]), rescale=bool(config["rescale"]),
-                per_head=bool(config["per_head"]), strength=config["strength"] if "strength" in config else config["coef"],
+                per_head=bool(config["per_head"]), strength=saved_strength(config, "coef"),
                 feature_shape=tuple(fs) if fs is not None else None, fit_config=dict(config.get("fit_config") or {}),
             )
         except (KeyError, ShapeError) as e:
@@ -378,13 +436,22 @@ class MatSteer(Described):
         validation loss and the best-validation parameters are returned.
         """
         t0 = time.perf_counter()
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise SteeringError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
         given = {"lr": lr, "lambdas": lambdas, "kernel": kernel, "init": init, "standardize": standardize,
                  "val_fraction": val_fraction, "steps_per_epoch": steps_per_epoch}
         if patience != "preset":
             given["patience"] = patience
         cfg = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None or k == "patience"}}
+        _check_numbers(epochs=epochs, batch_size=batch_size, seed=seed, lr=cfg["lr"], sigma=sigma,
+                       patience=cfg["patience"], lambdas=cfg["lambdas"])
+        _check_choices(cfg, per_head=per_head, rescale=rescale, progress=progress)
+        strength = as_strength(strength)
+        if not isinstance(positive, Mapping) or not isinstance(negative, Mapping):
+            raise SteeringError(
+                "MatSteer.fit takes positive and negative as dicts {attribute: (n, *feature) tensor}, got "
+                f"{type(positive).__name__} and {type(negative).__name__}"
+            )
         lambdas3 = tuple(float(x) for x in cfg["lambdas"])
         attrs = _check_fit_inputs(positive, negative, cfg, lambdas3, per_head)
         feat = tuple(positive[attrs[0]].shape[1:])

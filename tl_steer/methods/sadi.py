@@ -36,7 +36,7 @@ Differences from the reference code (github.com/weixuan-wang123/SADI, HEAD d7fed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -55,6 +55,7 @@ from ..core import (
     as_strengths,
     parse_position_set,
     row_scale,
+    saved_strength,
     scoped,
 )
 from ..errors import ShapeError, SteeringError, ensure_finite
@@ -81,6 +82,11 @@ class SadiEdit:
     mask: Bool[Tensor, "*feature"] | Float[Tensor, "*feature"]  #: 0/1, in the model's dtype when built by ``hooks``
     delta: float | Tensor  #: a number, or one per batch row (``(batch,)``)
 
+    @property
+    def rows(self) -> int | None:
+        """The batch size per-row strengths are tied to (None for one strength)."""
+        return len(self.delta) if isinstance(self.delta, Tensor) else None
+
     @typed
     def __call__(self, activation: Float[Tensor, "batch pos *feature"], hook: Any) -> Float[Tensor, "batch pos *feature"]:
         check_activation(activation, hook, tuple(self.mask.shape), "SADI")
@@ -93,6 +99,11 @@ class SadiFrozen:
 
     clean: Float[Tensor, "batch *feature"]
     scale: Float[Tensor, "*feature"]
+
+    @property
+    def rows(self) -> int:
+        """The batch the clean values belong to, row by row."""
+        return int(self.clean.shape[0])
 
     @typed
     def __call__(self, activation: Float[Tensor, "batch pos *feature"], hook: Any) -> Float[Tensor, "batch pos *feature"]:
@@ -218,12 +229,30 @@ class Sadi(Described):
                 f"{positions!r}; use mode='live' to edit generated tokens"
             )
         names = self.clean_names()
+        if clean is not None and not isinstance(clean, Mapping):
+            raise SteeringError(
+                f"SADI reference mode: clean must be a dict {{hook_name: (batch, *feature) tensor}} from "
+                f"sadi.clean_activations(model, prompts), got {type(clean).__name__}"
+            )
         if clean is None or not set(names) <= set(clean):
             missing = sorted(set(names) - set(clean or {}))
             raise SteeringError(
                 f"SADI reference mode needs clean values at {len(names)} hooks (missing e.g. {missing[:2]}): pass "
                 "clean=sadi.clean_activations(model, prompts) computed on the same prompts"
             )
+        rows = None
+        for layer, name in zip(self.layers, names, strict=True):
+            c, want = clean[name], tuple(self.feature_mask(layer).shape)
+            if not isinstance(c, Tensor) or not c.is_floating_point() or c.ndim != 1 + len(want) or tuple(c.shape[1:]) != want:
+                got = f"{tuple(c.shape)} {c.dtype}" if isinstance(c, Tensor) else type(c).__name__
+                raise ShapeError(
+                    f"SADI reference mode: clean[{name!r}] must be a float (batch, {', '.join(map(str, want))}) tensor, "
+                    f"got {got}; compute it with sadi.clean_activations(model, prompts)"
+                )
+            if rows is not None and c.shape[0] != rows:
+                raise ShapeError(f"SADI reference mode: clean values have {rows} and {c.shape[0]} rows; use one batch of prompts")
+            rows = c.shape[0]
+            ensure_finite({f"clean[{name!r}]": c}, "SADI reference mode")
         out: HookList = []
         for layer, name in zip(self.layers, names, strict=True):
             validate_hook_name(model, name)
@@ -258,7 +287,7 @@ class Sadi(Described):
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> Sadi:
         """The inverse of [`tl_steer.methods.sadi.Sadi.to_state()`][tl_steer.methods.sadi.Sadi.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
         return cls(config["site"], tuple(config["layers"]), tensors["scores"], tensors["mask"].bool(),
-                   config["strength"] if "strength" in config else config["delta"], config.get("d_head"))
+                   saved_strength(config, "delta"), config.get("d_head"))  # format 1 said delta
 
     @classmethod
     def from_activations(
@@ -385,7 +414,7 @@ def _reads(model: TransformerBridge, opts: FitOptions) -> list[str]:
 
 def _fit(positive: Any, negative: Any, opts: FitOptions) -> Sadi:
     extra = {k: v for k, v in opts.extra.items() if k != "rank"}
-    return Sadi.from_activations(pooled(positive), pooled(negative), k=opts.k or 8, neuron_act=opts.neuron_act, **extra)
+    return Sadi.from_activations(pooled(positive), pooled(negative), k=opts.k_or(8), neuron_act=opts.neuron_act, **extra)
 
 
 SPEC = MethodSpec(

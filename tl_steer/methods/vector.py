@@ -14,7 +14,16 @@ from torch import Tensor
 
 from .._typecheck import typed
 from .._types import TransformerBridge
-from ..core import HookList, Positions, PositionSpec, as_strength, as_strengths, row_scale, scoped
+from ..core import (
+    HookList,
+    Positions,
+    PositionSpec,
+    as_strength,
+    as_strengths,
+    row_scale,
+    saved_strength,
+    scoped,
+)
 from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import add_scaled
 from ..registry import Described
@@ -27,6 +36,11 @@ class AddVector:
 
     vector: Float[Tensor, "*feature"]
     coef: float | Tensor = 1.0  #: a number, or one per batch row (``(batch,)``)
+
+    @property
+    def rows(self) -> int | None:
+        """The batch size per-row strengths are tied to (None for one strength)."""
+        return len(self.coef) if isinstance(self.coef, Tensor) else None
 
     @typed
     def __call__(self, activation: Float[Tensor, "batch pos *feature"], hook: Any) -> Float[Tensor, "batch pos *feature"]:
@@ -91,7 +105,7 @@ class SteeringVectors(Described):
         missing = [k for k in config["hook_names"] if k not in tensors]
         if missing:
             raise SteeringError(f"the saved tensors lack the vectors of {missing}")
-        strength = config["strength"] if "strength" in config else config["coef"]  # format 1 said coef
+        strength = saved_strength(config, "coef")  # format 1 said coef
         return cls({k: tensors[k] for k in config["hook_names"]}, strength, str(config.get("method", "vectors")),
                    {str(k): float(v) for k, v in (config.get("site_norms") or {}).items()})
 
