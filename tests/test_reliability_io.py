@@ -63,6 +63,39 @@ def test_interleaved_overwrite_saves_leave_a_loadable_artefact(tmp_path):
     assert not list(target.glob(".*.tmp"))
 
 
+def test_the_issues_interleaving_cannot_break_the_artefact(tmp_path, monkeypatch):
+    """The exact interleaving of two overwrite-saves that broke an artefact before: A commits its manifest, B commits
+    its manifest, then A cleans up (and used to delete B's tensors, which B's manifest names). The test forces that
+    order when saves can interleave; with the folder lock B cannot commit inside A's save, A's wait times out, and
+    the artefact loads."""
+    target = tmp_path / "art"
+    io.save(_vec(0), target)
+    b_committed = threading.Event()
+    real_write = io.atomic_write_text
+
+    def write(path, text):
+        out = real_write(path, text)
+        if threading.current_thread().name == "A":
+            b_committed.wait(timeout=2.0)  # old code: B commits here, then A's clean-up deletes B's tensors
+        else:
+            b_committed.set()
+        return out
+
+    monkeypatch.setattr(io, "atomic_write_text", write)
+    a = threading.Thread(target=lambda: io.save(_vec(1), target, overwrite=True), name="A")
+    b = threading.Thread(target=lambda: io.save(_vec(2), target, overwrite=True), name="B")
+    a.start()
+    import time
+
+    time.sleep(0.3)  # A is inside its save (waiting after its commit) before B starts
+    b.start()
+    a.join(10)
+    b.join(10)
+    got = io.load(target).vectors[R]
+    assert any(torch.equal(got, _vec(s).vectors[R]) for s in (1, 2))
+    assert len(list(target.glob("tensors*.safetensors"))) == 1
+
+
 def _proc_writer(path: str, seed: int, n: int) -> None:
     import torch as _t
 
