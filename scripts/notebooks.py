@@ -106,7 +106,14 @@ def clean_outputs(nb: nbformat.NotebookNode, name: str) -> list[str]:
         kept = []
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                lines = [ln for ln in out["text"].replace("\r", "\n").split("\n") if not _NOISE.search(ln)]
+                lines, skip_source = [], False
+                for ln in out["text"].replace("\r", "\n").split("\n"):
+                    if skip_source and ln.startswith("  "):  # the source line the warnings module echoes
+                        skip_source = False
+                        continue
+                    skip_source = bool(re.search(r"Warning\b", ln))
+                    if not _NOISE.search(ln):
+                        lines.append(ln)
                 if not lines:
                     continue
                 out["text"] = "\n".join(lines) + "\n"
