@@ -2,8 +2,9 @@
 
 1. **Mean difference (CAA)**: a vector read at ``blocks.{layer}.hook_resid_pre`` from contrastive sentiment texts
    (last token), added to every token; unsteered vs steered (+) vs steered (-) generations side by side.
-2. **MAT-Steer**: two attributes (sentiment, politeness) fitted jointly on token activations; for new sentences,
-   the tokens on which each attribute's gate fires (gate > 0.5), then a steered generation.
+2. **MAT-Steer**: two attributes (sentiment, politeness) fitted jointly on token activations (the tuned preset:
+   gates start as one-vs-rest probes); for four new sentences, one per combination of the attributes (polite or
+   rude, positive or negative), each attribute's gate on every token, then a steered generation.
 3. **SADI**: the attention heads whose outputs differ most between the sentiment texts (global top-K over all
    layers), then the input-adaptive edit at the last prompt token.
 
@@ -48,7 +49,15 @@ RUDE = [
     "You were useless, as usual", "Don't bother me, get lost", "Move, I don't have time for you",
 ]
 PROMPTS = ["I think the movie was", "My weekend at the beach was", "The new restaurant downtown is"]
-GATE_TEXTS = ["Thank you, the dinner was lovely", "Shut up, this dinner is disgusting"]
+#: MAT-Steer edits only where a gate opens: one prompt that needs no steering, two that do
+MAT_PROMPTS = ["My weekend at the beach was", "The dinner was disgusting and the waiter", "Shut up, you idiot, and"]
+#: every combination of the two attributes, so that a gate that fires tracks *its* attribute, not the other one
+GATE_TEXTS = [
+    "Thank you, the dinner was lovely",         # polite, positive: no gate should fire
+    "Thank you, but the dinner was disgusting",  # polite, negative: only the sentiment gate
+    "Shut up, the dinner was lovely",            # rude, positive: only the politeness gate
+    "Shut up, this dinner is disgusting",        # rude, negative: both
+]
 WIDTH = 44
 
 
@@ -104,30 +113,31 @@ def run(model_name: str = "smollm2-135m-instruct", layer: int = 12, coef: float 
     desirable, undesirable = {}, {}
     for s in (sentiment, politeness):
         for side, store in ((s.positive, desirable), (s.negative, undesirable)):
-            c = collect(model, list(side), mat_hook, read="all", progress=False)
-            mask = c.mask.clone()
-            mask[torch.arange(len(side)), mask.float().argmax(1)] = False  # drop BOS: huge and identical
-            store[s.attribute] = c.acts[mat_hook][mask]
+            c = collect(model, list(side), mat_hook, read="all", prepend_bos=False, progress=False)
+            store[s.attribute] = c.acts[mat_hook][c.mask]  # every token of every text
     with torch.enable_grad():
-        mat, history = MatSteer.fit(desirable, undesirable, mat_hook, init="mean_diff", kernel="multiscale", lr=3e-2,
-                                    lambdas=(0.9, 0.1, 0.1), epochs=40, patience=None, seed=0, progress=False)
+        mat, history = MatSteer.fit(desirable, undesirable, mat_hook, seed=0, progress=False)
     print(f"\n== 2. MAT-Steer at {mat_hook}: attributes {list(mat.attributes)}, fitted in {history.seconds:.1f} s "
-          "on token activations; the tokens where each gate fires (> 0.5):")
-    c = collect(model, GATE_TEXTS, mat_hook, read="all", progress=False)
+          "on token activations; each attribute's gate on every token (* where it is > 0.5):")
+    c = collect(model, GATE_TEXTS, mat_hook, read="all", prepend_bos=False, progress=False)
     gates = mat.gates(c.acts[mat_hook])
     fired = []
     for i, text in enumerate(GATE_TEXTS):
         g = gates[i][c.mask[i]]
-        toks = model.to_str_tokens(text)
+        toks = model.to_str_tokens(text, prepend_bos=False)
+        print(f"   {text!r}")
         for k, a in enumerate(mat.attributes):
-            on = [t.strip() for t, v in zip(toks[1:], g[1:, k].tolist(), strict=True) if v > 0.5]
+            cells = [f"{t.strip() or repr(t)}{'*' if v > 0.5 else ''}:{v:.2f}" for t, v in zip(toks, g[:, k].tolist(), strict=True)]
+            on = [t.strip() for t, v in zip(toks, g[:, k].tolist(), strict=True) if v > 0.5]
             fired.append((text, a, on))
-            print(f"   {text!r:38} {a:<11} gate > 0.5 on {on}")
+            print(f"      {a:<11} " + "  ".join(cells))
+            print(f"      {'':<11} gate > 0.5 on {on}")
+    mat_plain = model.generate(MAT_PROMPTS, **kw)
     with torch.no_grad(), steer(model, mat.hooks(model)):
-        mat_steered = model.generate(PROMPTS, **kw)
+        mat_steered = model.generate(MAT_PROMPTS, **kw)
     _columns("MAT-Steer steering generation (every token; each gate decides per token)", ["unsteered", "MAT-Steer"],
-             [plain, mat_steered])
-    out["mat_steer"] = {"gates": fired, "generations": list(zip(plain, mat_steered, strict=True))}
+             [mat_plain, mat_steered])
+    out["mat_steer"] = {"gates": fired, "generations": list(zip(mat_plain, mat_steered, strict=True))}
 
     # 3. SADI: heads
     sadi = Sadi.from_contrast(model, sentiment, site="z", k=4, strength=9.0)

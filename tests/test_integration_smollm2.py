@@ -103,7 +103,13 @@ def test_the_readme_demo_runs(smollm2, capsys, monkeypatch):
     rows = out["mean_diff"]
     assert len(rows) == len(demo.PROMPTS) and any(plain != steered for plain, steered, _ in rows)
     gates = out["mat_steer"]["gates"]
-    assert {a for _, a, _ in gates} == {"sentiment", "politeness"} and any(on for _, _, on in gates)
+    assert {a for _, a, _ in gates} == {"sentiment", "politeness"}
+    # the gates decide: over the four combinations (polite/rude x positive/negative) each gate opens on a token of
+    # exactly the sentences that have its undesirable attribute (measured: 'disgust|ing' and 'Sh|ut|up')
+    fires = {(text, a): bool(on) for text, a, on in gates}
+    want = {"sentiment": ("disgusting",), "politeness": ("Shut up",)}
+    for (text, a), fired in fires.items():
+        assert fired == any(w in text for w in want[a]), (text, a, fired)
     heads = out["sadi"]["heads"]
     assert len(heads) == 4 and all(0 <= layer < smollm2.cfg.n_layers and 0 <= h < smollm2.cfg.n_heads for layer, h in heads)
     printed = capsys.readouterr().out

@@ -17,7 +17,7 @@ from strategies import activations, seeds
 from tl_steer import io, steer
 from tl_steer.errors import HookNameError, ManifestError, ShapeError, SteeringError
 from tl_steer.functional import mat_steer as F
-from tl_steer.methods.mat_steer import FitHistory, MatSteer
+from tl_steer.methods.mat_steer import PRESETS, FitHistory, MatSteer
 from tl_steer.pairs import ContrastSet
 
 RESID = "blocks.0.hook_resid_pre"
@@ -251,7 +251,7 @@ def test_save_load_round_trip_exact(tmp_path, tiny):
     assert manifest["method"] == "mat-steer" and manifest["state"] == "mat_steer" and manifest["hook_names"] == [RESID]
     assert manifest["config"]["site"] == "resid_pre" and manifest["config"]["d"] == 64
     assert manifest["model"]["d_model"] == 64 and manifest["config"]["fit_config"]["preset"] == "tuned"
-    assert manifest["config"]["fit_config"]["lambdas"] == [0.1, 0.1, 0.1]
+    assert manifest["config"]["fit_config"]["lambdas"] == list(PRESETS["tuned"]["lambdas"])
     back = io.load(path, model=tiny, expect="mat-steer")
     for k in ("theta", "w", "b"):
         assert torch.equal(getattr(back, k), getattr(m, k))

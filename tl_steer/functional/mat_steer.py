@@ -190,6 +190,33 @@ def init_params(
     return theta.to(dev), w.to(dev), b.to(dev)
 
 
+def probe_gates(
+    groups_pos: list[Float[Tensor, "n g d"]], groups_neg: list[Float[Tensor, "n g d"]], logit: float = 2.0
+) -> tuple[Float[Tensor, "attr g d"], Float[Tensor, "attr g"]]:
+    """Gates that start as one-vs-rest mean-difference probes (in whatever coordinates the rows are given).
+
+    Gate ``t`` should open on attribute ``t``'s negative (undesirable) rows and stay shut on every other row: the
+    positives of every attribute and the other attributes' negatives. Its direction is ``mean(negative_t)`` minus
+    the mean of the other groups (each group weighted equally), its threshold halfway between ``negative_t``'s mean
+    projection and the *highest* mean projection of another group, and its scale puts the logit at ``+logit`` on
+    ``negative_t``'s mean and ``-logit`` on that nearest other group."""
+    means_pos = torch.stack([x.mean(0) for x in groups_pos])  # (attr, g, d)
+    means_neg = torch.stack([x.mean(0) for x in groups_neg])
+    n_attr = means_neg.shape[0]
+    ws, bs = [], []
+    for t in range(n_attr):
+        rest = torch.cat([means_pos, means_neg[[s for s in range(n_attr) if s != t]]])  # (groups, g, d)
+        direction = means_neg[t] - rest.mean(0)  # (g, d)
+        unit = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        own = (means_neg[t] * unit).sum(-1)  # (g,)
+        nearest = (rest * unit).sum(-1).amax(0)  # (g,)
+        gap = (own - nearest).clamp_min(1e-6)
+        k = 2 * logit / gap
+        ws.append(unit * k[:, None])
+        bs.append(-k * (own + nearest) / 2)
+    return torch.stack(ws), torch.stack(bs)
+
+
 def to_native(
     theta: Float[Tensor, "attr g d"], w: Float[Tensor, "attr g d"], b: Float[Tensor, "attr g"],
     mu: Float[Tensor, "g d"], scale: Float[Tensor, "g d"],

@@ -69,11 +69,16 @@ Preset = Literal["tuned", "reference"]
 #: settings each preset fills in (any explicitly passed value wins)
 PRESETS: dict[str, dict[str, Any]] = {
     # chosen on the val split (docs/results.md): keeps the gates open on small contrast sets
-    "tuned": {"kernel": "median", "init": "mean_diff", "lr": 3e-3, "lambdas": (0.1, 0.1, 0.1), "standardize": True,
-              "val_fraction": 0.1, "patience": 10, "steps_per_epoch": "largest"},
+    # gates started from each attribute's mean-difference probe, and penalty weights on the scale of the MMD term
+    # (median-bandwidth MMD^2 of a few-sigma shift is ~0.05 in d = 576: lambda 0.1 shut every gate); measured on
+    # the planted-attribute suite (benchmarks/planted.py, docs/methods/mat_steer.md)
+    "tuned": {"kernel": "median", "init": "mean_diff", "lr": 3e-3, "lambdas": (0.02, 0.001, 0.1), "standardize": True,
+              "val_fraction": 0.1, "patience": 10, "steps_per_epoch": "largest", "gate_init": "probe",
+              "gate_scale": 8.0},
     # the reference code at HEAD 92de352 (validation/steering.py)
     "reference": {"kernel": "gaussian", "init": "random", "lr": 1e-3, "lambdas": (0.9, 0.9, 0.1),
-                  "standardize": False, "val_fraction": 0.0, "patience": None, "steps_per_epoch": "smallest"},
+                  "standardize": False, "val_fraction": 0.0, "patience": None, "steps_per_epoch": "smallest",
+                  "gate_init": "random", "gate_scale": 2.0},
 }
 """The settings each preset of [`MatSteer.fit()`][tl_steer.methods.mat_steer.MatSteer.fit] fills in (an explicitly passed value wins): ``tuned`` (chosen on val) and ``reference`` (the reference code's)."""
 
@@ -146,10 +151,13 @@ def _check_numbers(epochs: Any, batch_size: Any, seed: Any, lr: Any, sigma: Any,
 def _check_choices(cfg: dict[str, Any], **flags: Any) -> None:
     """String choices are among the allowed ones, flags are bools, val_fraction a number in [0, 1)."""
     allowed = {"kernel": ("gaussian", "median", "multiscale"), "init": ("random", "mean_diff"),
-               "steps_per_epoch": ("largest", "smallest")}
+               "steps_per_epoch": ("largest", "smallest"), "gate_init": ("random", "probe")}
     for key, options in allowed.items():
         if not isinstance(cfg[key], str) or cfg[key] not in options:
             raise SteeringError(f"MatSteer.fit: {key} must be one of {options}, got {cfg[key]!r}")
+    gs = cfg["gate_scale"]
+    if isinstance(gs, bool) or not isinstance(gs, (int, float)) or not math.isfinite(gs) or gs <= 0:
+        raise SteeringError(f"MatSteer.fit: gate_scale must be a positive finite number, got {gs!r}")
     vf = cfg["val_fraction"]
     if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0.0 <= vf < 1.0:
         raise SteeringError(f"MatSteer.fit: val_fraction must be a number in [0, 1), got {vf!r}")
@@ -415,6 +423,8 @@ class MatSteer(Described):
         val_fraction: float | None = None,
         patience: int | None | Literal["preset"] = "preset",
         steps_per_epoch: Literal["largest", "smallest"] | None = None,
+        gate_init: Literal["random", "probe"] | None = None,
+        gate_scale: float | None = None,
         rescale: bool = True,
         strength: float = 1.0,
         device: Any = None,
@@ -439,7 +449,8 @@ class MatSteer(Described):
         if not isinstance(preset, str) or preset not in PRESETS:
             raise SteeringError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
         given = {"lr": lr, "lambdas": lambdas, "kernel": kernel, "init": init, "standardize": standardize,
-                 "val_fraction": val_fraction, "steps_per_epoch": steps_per_epoch}
+                 "val_fraction": val_fraction, "steps_per_epoch": steps_per_epoch, "gate_init": gate_init,
+                 "gate_scale": gate_scale}
         if patience != "preset":
             given["patience"] = patience
         cfg = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None or k == "patience"}}
@@ -491,7 +502,11 @@ class MatSteer(Described):
         else:
             mu, scale = torch.zeros_like(every[0]), torch.ones_like(every[0])
         diffs = torch.stack([p.mean(0) - q.mean(0) for p, q in zip(train["pos"], train["neg"], strict=True)]) / scale
-        params = tuple(t.clone().requires_grad_() for t in F.init_params(len(attrs), diffs, cfg["init"], gen))
+        theta0, w0, b0 = F.init_params(len(attrs), diffs, cfg["init"], gen)
+        if cfg["gate_init"] == "probe":  # each gate starts as a one-vs-rest mean-difference probe
+            w0, b0 = F.probe_gates([(x - mu) / scale for x in train["pos"]], [(x - mu) / scale for x in train["neg"]],
+                                   cfg["gate_scale"])
+        params = tuple(t.clone().requires_grad_() for t in (theta0, w0, b0))
 
         def native(theta: Tensor, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             return F.to_native(theta, w, b, mu, scale)
