@@ -176,7 +176,7 @@ def table(rows: list[dict]) -> str:
              "g desirable | removed | edit on desirable | targets met |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, rs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-        def m(k: str) -> float:
+        def m(k: str, rs: list[dict] = rs) -> float:
             vals = [r[k] for r in rs if not math.isnan(r[k])]
             return sum(vals) / len(vals) if vals else float("nan")
         met = sum(all(targets(r).values()) for r in rs)
