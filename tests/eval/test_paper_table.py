@@ -38,7 +38,10 @@ def test_paper_table_selects_on_val_and_records_config(data_dir, tmp_path, capsy
     assert mat["strength"] in pt.GRID["mat-steer"]
     assert mat["fit_options"] == {"epochs": 2}
     assert mat["fit_config"]["preset"] == "tuned" and mat["fit_config"]["epochs"] == 2
-    assert mat["fit_config"]["kernel"] == "median" and mat["fit_config"]["lambdas"] == [0.1, 0.1, 0.1]
+    from tl_steer.methods.mat_steer import PRESETS
+
+    assert mat["fit_config"]["kernel"] == "median" and mat["fit_config"]["lambdas"] == list(PRESETS["tuned"]["lambdas"])
+    assert mat["fit_config"]["gate_init"] == PRESETS["tuned"]["gate_init"]
     assert cells[("caa", "bbq")]["config"]["fit_options"] == {}
     assert cells[("caa", "toxigen")]["config"]["strength"] in pt.GRID["caa"]
     assert cells[("none", "bbq")]["config"]["strength"] is None

@@ -143,7 +143,13 @@ def test_fit_moves_undesirable_toward_desirable_and_gates_target_it():
         assert m.gates(x).sum(-1).mean() > 2 * m.gates(y).sum(-1).mean()
         # and desirable rows move much less (relative change measured ~1.3 vs 0.35)
         assert rel(x) > 2 * rel(y)
-    assert hist.column("mmd")[-1] < 0.5 * hist.column("mmd")[0]
+    # the edit closes most of the distribution gap: the final training MMD is under half the unedited data's
+    # (gates now start as probes, so the first epoch's MMD is already low; this compares with no edit at all)
+    from tl_steer.functional import mat_steer as F
+
+    sig = torch.tensor(hist.bandwidths[:1])
+    unedited = sum(float(F.mmd2(good[a], bad[a], sig)) for a in m.attributes) / len(m.attributes)
+    assert hist.column("mmd")[-1] < 0.5 * unedited, (hist.column("mmd")[-1], unedited)
 
 
 def test_polarity_swapped_sets_steer_the_other_way():
