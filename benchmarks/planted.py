@@ -208,6 +208,7 @@ def plot(rows: list[dict], path: Path) -> None:
     lo = min(0.4, min(r["auc"] for r in rows))
     a.plot([lo, 1], [lo, 1], color="grey", lw=0.8)
     a.plot([lo, 1], [lo - 0.03, 0.97], color="grey", lw=0.8, ls="--")
+    a.set_xlim(min(r["probe_auc"] for r in rows) - 0.01, 1.0)
     a.set(xlabel="mean-difference probe AUC (ceiling)", ylabel="gate AUC (own undesirable vs desirable)",
           title="Does each gate separate its attribute?")
     from matplotlib.patches import Rectangle
