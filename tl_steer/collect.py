@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ._types import TransformerBridge
 from .core import HookList, steer
-from .errors import SteeringError
+from .errors import SteeringError, check_bos, check_int
 from .sites import validate_hook_name
 
 ReadSpec = Literal["last", "mean", "all"] | int  #: where activations are read (not where edits apply)
@@ -145,21 +145,18 @@ def collect(
     """
     if isinstance(hook_names, str):
         hook_names = [hook_names]
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise SteeringError(f"collect(): batch_size must be an int >= 1, got {batch_size!r}")
-    if prepend_bos is not None and not isinstance(prepend_bos, bool):
-        raise SteeringError(f"collect(): prepend_bos must be True, False or None (the model's rule), got {prepend_bos!r}")
+    check_int(batch_size, "collect(): batch_size", 1)
+    check_bos(prepend_bos, "collect(): prepend_bos")
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise SteeringError(f"collect(): dtype must be a floating torch dtype or None, got {dtype!r}")
     if not isinstance(hook_names, (list, tuple)) or not all(isinstance(n, str) for n in hook_names):
         raise SteeringError(f"collect(): hook_names must be a hook name or a list of them, got {hook_names!r}")
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-        if not isinstance(texts, str):
-            raise SteeringError(f"collect() takes a list of strings, got {type(texts).__name__}")
     if not hook_names:
         raise SteeringError("collect() needs at least one hook name")
     if isinstance(texts, str):
         raise SteeringError("collect() takes a list of texts, got a single string; wrap it in a list")
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+        raise SteeringError(f"collect() takes a list of strings, got {type(texts).__name__}")
     if len(texts) == 0:
         raise SteeringError("collect() got no texts; pass a non-empty list of strings")
     if read not in ("last", "mean", "all") and not (isinstance(read, int) and not isinstance(read, bool) and read < 0):

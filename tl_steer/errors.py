@@ -35,6 +35,21 @@ class ModelError(SteeringError):
     """A model that cannot be loaded offline (missing package or file)."""
 
 
+def check_int(value: object, name: str, low: int, optional: bool = False) -> None:
+    """Raise [`SteeringError`][tl_steer.errors.SteeringError] unless ``value`` is an int ``>= low`` (a bool is not an
+    int here; ``None`` passes when ``optional``). ``name`` says where, e.g. ``"FitOptions.k"``."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise SteeringError(f"{name} must be an int >= {low}{' or None' if optional else ''}, got {value!r}")
+
+
+def check_bos(value: object, name: str, error: type[SteeringError] = SteeringError) -> None:
+    """Raise ``error`` unless ``value`` is a BOS rule: ``True``, ``False`` or ``None`` (the model's own rule)."""
+    if value is not None and not isinstance(value, bool):
+        raise error(f"{name} must be True, False or None (the tokenizer's rule), got {value!r}")
+
+
 def ensure_finite(tensors: dict, what: str) -> None:
     """Raise [`SteeringError`][tl_steer.errors.SteeringError] naming the first tensor and index that holds NaN or inf."""
     import torch

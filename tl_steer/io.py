@@ -197,8 +197,7 @@ def save(method: Any, path: str | Path, model: TransformerBridge | None = None, 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SteeringError(f"{path} exists and is not a directory; choose another path")
-    if (path / MANIFEST).exists() and not overwrite:
-        raise SteeringError(f"{path} already holds a saved method; pass overwrite=True (CLI: --force) to replace it")
+    _refuse_overwrite(path, overwrite)  # before any work; again under the lock (another save may have won)
     manifest = {
         "format_version": FORMAT_VERSION,
         "tl_steer_version": __version__,
@@ -223,10 +222,7 @@ def save(method: Any, path: str | Path, model: TransformerBridge | None = None, 
     try:
         path.mkdir(parents=True, exist_ok=True)
         with _dir_lock(path):
-            if (path / MANIFEST).exists() and not overwrite:  # another save won the race while we waited
-                raise SteeringError(
-                    f"{path} already holds a saved method; pass overwrite=True (CLI: --force) to replace it"
-                )
+            _refuse_overwrite(path, overwrite)
             previous = _previous_tensors(path)
             _remove_stale_temporaries(path)
             fd, tmp = tempfile.mkstemp(prefix=".tensors-", suffix=".tmp", dir=path)
@@ -246,6 +242,11 @@ def save(method: Any, path: str | Path, model: TransformerBridge | None = None, 
     except PermissionError as e:
         raise SteeringError(f"cannot write to {path} ({e.strerror}); choose a writable directory") from None
     return path
+
+
+def _refuse_overwrite(path: Path, overwrite: bool) -> None:
+    if (path / MANIFEST).exists() and not overwrite:
+        raise SteeringError(f"{path} already holds a saved method; pass overwrite=True (CLI: --force) to replace it")
 
 
 _TEMP_PATTERNS = (".tensors-*.tmp", f".{MANIFEST}-*.tmp")

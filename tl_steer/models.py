@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from ._types import TransformerBridge
-from .errors import ModelError
+from .errors import ModelError, check_bos
 
 SMOLLM2 = "smollm2-135m-instruct"
 SMOLLM2_HF_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -275,8 +275,7 @@ def load(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device, dtype = check_device(device), check_dtype(dtype)
     _check_name(name, gguf_file)
-    if prepend_bos is not None and not isinstance(prepend_bos, bool):
-        raise ModelError(f"prepend_bos must be True, False or None (the tokenizer's rule), got {prepend_bos!r}")
+    check_bos(prepend_bos, "prepend_bos", ModelError)
     from .collect import tokenizer_bos
 
     own_rule: bool | None = None  # the original tokenizer's BOS rule (the bridge keeps a BOS-forcing copy)

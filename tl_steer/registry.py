@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ._types import TransformerBridge
 from .core import HookList, PositionSpec
-from .errors import ShapeError, SteeringError, ensure_finite
+from .errors import ShapeError, SteeringError, check_bos, check_int, ensure_finite
 from .pairs import ContrastSet
 from .sites import Site, feature_shape
 
@@ -94,18 +94,11 @@ class FitOptions:
     neuron_act: str | None = None
 
     def __post_init__(self) -> None:
-        def count(name: str, v: Any, low: int, optional: bool) -> None:
-            if v is None and optional:
-                return
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise SteeringError(f"FitOptions.{name} must be an int >= {low}{' or None' if optional else ''}, got {v!r}")
-
-        count("layer", self.layer, 0, True)
-        count("k", self.k, 1, True)
-        count("seed", self.seed, 0, False)
-        count("batch_size", self.batch_size, 1, False)
-        if self.prepend_bos is not None and not isinstance(self.prepend_bos, bool):
-            raise SteeringError(f"FitOptions.prepend_bos must be True, False or None (the tokenizer's rule), got {self.prepend_bos!r}")
+        check_int(self.layer, "FitOptions.layer", 0, optional=True)
+        check_int(self.k, "FitOptions.k", 1, optional=True)
+        check_int(self.seed, "FitOptions.seed", 0)
+        check_int(self.batch_size, "FitOptions.batch_size", 1)
+        check_bos(self.prepend_bos, "FitOptions.prepend_bos")
         if not isinstance(self.extra, dict):
             raise SteeringError(f"FitOptions.extra must be a dict of the method's own options, got {self.extra!r}")
 

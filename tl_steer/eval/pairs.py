@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..errors import SteeringError
+from ..errors import SteeringError, check_int
 from ..pairs import ContrastSet
 from .splits import select
 from .tasks import MCItem, get_task, load_task
@@ -133,8 +133,7 @@ def contrast_from_items(
             f"no contrastive pairs for {attribute!r}: no item has both a correct and a wrong choice"
             + (" (after answer balancing)" if balance_key is not None else "")
         )
-    if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 1):
-        raise SteeringError(f"max_pairs must be an int >= 1 or None, got {max_pairs!r}")
+    check_int(max_pairs, "max_pairs", 1, optional=True)
     if max_pairs is not None and len(pos) > max_pairs:
         keep = torch.randperm(len(pos), generator=torch.Generator().manual_seed(seed))[:max_pairs].sort().values.tolist()
         pos, neg, ids = [pos[i] for i in keep], [neg[i] for i in keep], [ids[i] for i in keep]
@@ -164,8 +163,7 @@ def build_contrast(
     if style not in ("balanced", "reference"):
         raise SteeringError(f"style must be 'balanced' or 'reference', got {style!r}")
     for name, v in (("max_pairs", max_pairs), ("limit", limit), ("per_item", per_item)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise SteeringError(f"build_contrast: {name} must be an int >= 1 or None, got {v!r}")
+        check_int(v, f"build_contrast: {name}", 1, optional=True)
     if split == "test":
         raise SteeringError("contrast sets are for fitting: build them from the train split (or val), never test")
     spec = get_task(task)

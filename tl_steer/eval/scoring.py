@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .._types import TransformerBridge
 from ..core import HookList, steer, tracker_for
-from ..errors import SteeringError
+from ..errors import SteeringError, check_int
 from .tasks import MCItem
 
 Normalize = Literal["none", "token", "char"]
@@ -173,7 +173,7 @@ def score_items(
     """Summed log-likelihood (and lengths) of every choice of every item, under ``hooks`` (a TL hook list).
 
     ``bos``: put the BOS token before each context (default [`harness_bos()`][tl_steer.eval.scoring.harness_bos], lm-evaluation-harness's rule)."""
-    _check_batch_size(batch_size)
+    check_int(batch_size, "batch_size", 1)
     seq_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     targets: list[tuple[int, tuple[int, ...]]] = []
     for item in items:
@@ -269,7 +269,7 @@ def score_last_token(
     up to float error (tested). A config is a hook list, or a function of the unsteered run's activations at the
     last prompt token (``{name: (batch, *feature)}`` at ``clean_names``) that returns one (SADI's reference mode).
     """
-    _check_batch_size(batch_size)
+    check_int(batch_size, "batch_size", 1)
     if not _hf_cache(model):
         raise SteeringError(
             f"score_last_token reuses a Hugging Face KV cache, which {type(getattr(model, 'original_model', model)).__name__} "
@@ -317,11 +317,6 @@ def score_last_token(
                 out[name][i] = ChoiceScores(lps, (1,) * len(conts), tuple(len(c.strip()) or 1 for c in items[i].choices),
                                             (greedy,) * len(conts))
     return out
-
-
-def _check_batch_size(batch_size: Any) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise SteeringError(f"batch_size must be an int >= 1, got {batch_size!r}")
 
 
 def _hf_cache(model: TransformerBridge) -> bool:
@@ -383,7 +378,7 @@ def score_items_shared(
     [`score_items()`][tl_steer.eval.scoring.score_items]. Equal to it within 1e-4 (tested); faster when prompts are
     long and choices many (TruthfulQA with its primer).
     """
-    _check_batch_size(batch_size)
+    check_int(batch_size, "batch_size", 1)
     refuse_row_bound(hooks, "score_items_shared")
     if not _hf_cache(model):  # a TL-native model: its cache cannot be reordered per choice
         return score_items(model, items, hooks, batch_size, progress, desc, bos)

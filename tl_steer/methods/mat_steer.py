@@ -58,7 +58,7 @@ from ..core import (
     saved_strength,
     scoped,
 )
-from ..errors import HookNameError, ManifestError, ShapeError, SteeringError, ensure_finite
+from ..errors import HookNameError, ManifestError, ShapeError, SteeringError, check_int, ensure_finite
 from ..functional import mat_steer as F
 from ..registry import Described, FitOption, FitOptions, MethodSpec
 from ..sites import Site, feature_shape, hook_name, site_of, validate_hook_name
@@ -131,15 +131,10 @@ def _check_fit_inputs(
 
 def _check_numbers(epochs: Any, batch_size: Any, seed: Any, lr: Any, sigma: Any, patience: Any, lambdas: Any) -> None:
     """Counts are ints >= 1, rates positive finite numbers, lambdas three finite numbers >= 0."""
-    def count(name: str, v: Any, low: int) -> None:
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise SteeringError(f"MatSteer.fit: {name} must be an int >= {low}, got {v!r}")
-
-    count("epochs", epochs, 1)
-    count("batch_size", batch_size, 1)
-    count("seed", seed, 0)
-    if patience is not None:
-        count("patience", patience, 1)
+    check_int(epochs, "MatSteer.fit: epochs", 1)
+    check_int(batch_size, "MatSteer.fit: batch_size", 1)
+    check_int(seed, "MatSteer.fit: seed", 0)
+    check_int(patience, "MatSteer.fit: patience", 1, optional=True)
     for name, v in (("lr", lr), ("sigma", sigma)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise SteeringError(f"MatSteer.fit: {name} must be a positive finite number, got {v!r}")
