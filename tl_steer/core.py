@@ -587,7 +587,51 @@ def flatten_hooks(hooks: Iterable[Any]) -> HookList:
     return out
 
 
-class steer:  # noqa: N801 - used like a function: ``with steer(model, hooks):``
+class HookBlock:
+    """A ``with`` block that attaches hooks for its duration, entered once: what [`steer()`][tl_steer.core.steer] and
+    [`tl_steer.fast.hf_steer()`][tl_steer.fast.hf_steer] share. A subclass attaches everything onto the exit stack
+    in ``_open`` (which returns what ``with ... as`` gives); the stack is closed on exit, and at once when ``_open``
+    raises, so nothing leaks. Entering the same object twice raises ``_reentry``."""
+
+    _reentry = "this block was already entered; create a new one for each `with` block"
+
+    def __init__(self) -> None:
+        self._stack: ExitStack | None = None
+        self._used = False
+
+    def _open(self, stack: ExitStack) -> Any:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        if self._used:
+            raise SteeringError(self._reentry)
+        self._used = True
+        stack = ExitStack()
+        try:
+            out = self._open(stack)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return out
+
+    def __exit__(self, *exc: Any) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+
+def check_hook_pairs(pairs: HookList, tracker: PositionTracker | None, fix: str) -> None:
+    """Every hook is callable, and every scoped hook was built for the model whose position tracker is ``tracker``
+    (else ``"the hook for ... was built for another model; " + fix``)."""
+    for name, fn in pairs:
+        if not callable(fn):
+            raise SteeringError(f"the hook for {name!r} is not callable: {fn!r}")
+        if isinstance(fn, Scoped) and fn.tracker is not None and fn.tracker is not tracker:
+            raise SteeringError(f"the hook for {name!r} was built for another model; {fix}")
+
+
+class steer(HookBlock):  # noqa: N801 - used like a function: ``with steer(model, hooks):``
     """Attach steering hooks for the duration of a ``with`` block, built on TL's ``model.hooks(...)``.
 
     ``with steer(model, sadi.hooks(model), caa.hooks(model)): model.generate(...)``. Hook names are checked
@@ -603,50 +647,30 @@ class steer:  # noqa: N801 - used like a function: ``with steer(model, hooks):``
     ``with steer(model, hooks) as m:`` gives back ``model``.
     """
 
+    _reentry = ("this steer(...) context was already entered; create a new one for each `with` block: "
+                "`with tl_steer.steer(model, hooks):`")
+
     def __init__(self, model: TransformerBridge, *hooks: Sequence[tuple[str, HookFn]] | tuple[str, HookFn]) -> None:
+        super().__init__()
         pairs = flatten_hooks(hooks)
-        for name, fn in pairs:
+        for name, _ in pairs:
             validate_hook_name(model, name)
-            if not callable(fn):
-                raise SteeringError(f"the hook for {name!r} is not callable: {fn!r}")
-            if isinstance(fn, Scoped) and fn.tracker is not None and _TRACKERS.get(model) is not fn.tracker:
-                raise SteeringError(
-                    f"the hook for {name!r} was built for another model; build it for this one: method.hooks(model)"
-                )
+        check_hook_pairs(pairs, _TRACKERS.get(model), "build it for this one: method.hooks(model)")
         self.model, self.pairs = model, pairs
-        self._stack: ExitStack | None = None
-        self._used = False
 
-    def __enter__(self) -> Any:
-        if self._used:
-            raise SteeringError(
-                "this steer(...) context was already entered; create a new one for each `with` block: "
-                "`with tl_steer.steer(model, hooks):`"
-            )
-        self._used = True
-        stack = ExitStack()
+    def _open(self, stack: ExitStack) -> Any:
+        stack.enter_context(tracking(self.model))
+        owner = threading.get_ident()
         try:
-            stack.enter_context(tracking(self.model))
-            owner = threading.get_ident()
-            try:
-                stack.enter_context(self.model.hooks(fwd_hooks=[(n, ThreadBound(fn, owner)) for n, fn in self.pairs]))
-            except (ValueError, RuntimeError, AssertionError) as e:
-                if isinstance(e, SteeringError):
-                    raise
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise SteeringError(
-                    f"TransformerLens refused to attach the hooks at {[n for n, _ in self.pairs][:4]}: {first}"
-                ) from e
-        except BaseException:
-            stack.close()
-            raise
-        self._stack = stack
+            stack.enter_context(self.model.hooks(fwd_hooks=[(n, ThreadBound(fn, owner)) for n, fn in self.pairs]))
+        except (ValueError, RuntimeError, AssertionError) as e:
+            if isinstance(e, SteeringError):
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SteeringError(
+                f"TransformerLens refused to attach the hooks at {[n for n, _ in self.pairs][:4]}: {first}"
+            ) from e
         return self.model
-
-    def __exit__(self, *exc: Any) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            stack.close()
 
 
 def as_strengths(value: Any, what: str = "strength") -> float | Tensor:

@@ -36,7 +36,17 @@ from typing import Any
 import torch
 
 from ._types import TransformerBridge
-from .core import HookFn, Scoped, ThreadBound, flatten_hooks, model_lock, module_tracker, tracker_for
+from .core import (
+    HookBlock,
+    HookFn,
+    Scoped,
+    ThreadBound,
+    check_hook_pairs,
+    flatten_hooks,
+    model_lock,
+    module_tracker,
+    tracker_for,
+)
 from .errors import HookNameError, SteeringError
 from .sites import Site, site_of
 
@@ -113,7 +123,7 @@ def _check_twin(bridge: TransformerBridge, hf_model: torch.nn.Module) -> None:
         )
 
 
-class hf_steer:  # noqa: N801 - used like a function: ``with hf_steer(bridge, hf_model, hooks):``
+class hf_steer(HookBlock):  # noqa: N801 - used like a function: ``with hf_steer(bridge, hf_model, hooks):``
     """Attach hook lists built for ``bridge`` to ``hf_model`` (the same weights, plain Hugging Face) for one block.
 
     Args:
@@ -129,49 +139,30 @@ class hf_steer:  # noqa: N801 - used like a function: ``with hf_steer(bridge, hf
     thread that runs the model without steering is not edited.
     """
 
+    _reentry = "this hf_steer(...) block was already entered; create a new one for each `with` block"
+
     def __init__(self, bridge: TransformerBridge, hf_model: torch.nn.Module, *hooks: Sequence[tuple[str, HookFn]]) -> None:
+        super().__init__()
         pairs = flatten_hooks(hooks)
         _check_twin(bridge, hf_model)
         n_layers = int(bridge.cfg.n_layers)
-        own = tracker_for(bridge)
-        for name, fn in pairs:
+        for name, _ in pairs:
             m = re.match(r"^blocks\.(\d+)\.", name)
             if not m:
                 raise HookNameError(f"{name!r}: the fast path lowers per-layer hooks only (blocks.L....)")
             if int(m.group(1)) >= n_layers:
                 raise HookNameError(f"{name!r}: the model has {n_layers} layers (0..{n_layers - 1})")
             site_of(name)  # a steerable site, or a clear HookNameError
-            if not callable(fn):
-                raise SteeringError(f"the hook for {name!r} is not callable: {fn!r}")
-            if isinstance(fn, Scoped) and fn.tracker is not None and fn.tracker is not own:
-                raise SteeringError(
-                    f"the hook for {name!r} was built for another model; build it for this bridge: method.hooks(bridge)"
-                )
+        check_hook_pairs(pairs, tracker_for(bridge), "build it for this bridge: method.hooks(bridge)")
         self.bridge, self.hf_model, self.pairs = bridge, hf_model, pairs
-        self._stack: ExitStack | None = None
-        self._used = False
 
-    def __enter__(self) -> Any:
-        if self._used:
-            raise SteeringError("this hf_steer(...) block was already entered; create a new one for each `with` block")
-        self._used = True
+    def _open(self, stack: ExitStack) -> Any:
         n_heads = int(self.bridge.cfg.n_heads)
         tracker = module_tracker(self.hf_model)
-        stack = ExitStack()
-        try:
-            stack.enter_context(model_lock(self.hf_model))
-            stack.enter_context(tracker.on_module(self.hf_model))
-            owner = threading.get_ident()
-            for name, fn in self.pairs:
-                lowered = replace(fn, tracker=tracker) if isinstance(fn, Scoped) and fn.tracker is not None else fn
-                stack.callback(_lower(self.hf_model, name, ThreadBound(lowered, owner), n_heads).remove)
-        except BaseException:
-            stack.close()
-            raise
-        self._stack = stack
+        stack.enter_context(model_lock(self.hf_model))
+        stack.enter_context(tracker.on_module(self.hf_model))
+        owner = threading.get_ident()
+        for name, fn in self.pairs:
+            lowered = replace(fn, tracker=tracker) if isinstance(fn, Scoped) and fn.tracker is not None else fn
+            stack.callback(_lower(self.hf_model, name, ThreadBound(lowered, owner), n_heads).remove)
         return self.hf_model
-
-    def __exit__(self, *exc: Any) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            stack.close()
