@@ -144,14 +144,16 @@ def _batches(
     return out
 
 
-def refuse_row_bound(hooks: HookList | None, scorer: str, n_rows: int | None = None) -> None:
+def refuse_row_bound(hooks: HookList | None, scorer: str, rows_in_order: int | None = None) -> None:
     """Scorers reorder (longest first), deduplicate and re-batch rows, so hooks whose values are tied to the rows of
-    one batch (per-row strengths, a reference mode's clean values) would meet the wrong items: refuse them."""
+    one batch (per-row strengths, a reference mode's clean values) would meet the wrong items: refuse them, unless
+    their row count is ``rows_in_order``, a batch the scorer runs as given (one sequence in all; a batch that
+    ``score_last_token``'s config function built its hooks for)."""
     from ..core import bound_rows
 
     for name, fn in hooks or []:
         rows = bound_rows(fn)
-        if rows is not None and not (rows == 1 and n_rows == 1):  # one sequence in all: nothing can be reordered
+        if rows is not None and rows != rows_in_order:
             raise SteeringError(
                 f"{scorer}: the hook at {name!r} carries values for each of {rows} batch rows (per-row strengths or "
                 f"reference-mode clean values); {scorer} reorders and re-batches rows, so they would be applied to "
@@ -184,7 +186,7 @@ def score_items(
                 seq_index[key] = len(seq_index)
             targets.append((seq_index[key], tuple(cont)))
     seqs = list(seq_index)
-    refuse_row_bound(hooks, "score_items", len(seqs))
+    refuse_row_bound(hooks, "score_items", 1 if len(seqs) == 1 else None)
     order = sorted(range(len(seqs)), key=lambda s: -(len(seqs[s][0]) + len(seqs[s][1])))
     tok = model.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
@@ -304,10 +306,7 @@ def score_last_token(
         for name, config in configs.items():
             hooks = config(clean) if callable(config) else config
             _last_token_only(hooks, name)
-            for hn, fn in hooks:
-                rows = getattr(fn, "rows", None)
-                if rows is not None and rows != len(batch):
-                    refuse_row_bound([(hn, fn)], "score_last_token")
+            refuse_row_bound(hooks, "score_last_token", len(batch))
             logp = _last_logp(model, tokens, mask, cache, hooks)
             top = logp.argmax(-1).tolist()
             for r, i in enumerate(batch):
