@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from tl_steer import registry, steer  # noqa: E402
-from tl_steer.cli import load_model  # noqa: E402
+from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.collect import collect  # noqa: E402
 from tl_steer.fast import hf_steer  # noqa: E402
 from tl_steer.pairs import ContrastSet  # noqa: E402

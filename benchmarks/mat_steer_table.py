@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from tl_steer import FitOptions, registry  # noqa: E402
-from tl_steer.cli import load_model  # noqa: E402
+from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.eval import steering  # noqa: E402
 from tl_steer.eval.gates import gate_selectivity, load_paradetox, plot_gates  # noqa: E402
 from tl_steer.eval.pairs import build_contrast  # noqa: E402

@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from tl_steer import registry  # noqa: E402
-from tl_steer.cli import load_model  # noqa: E402
+from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.eval import steering  # noqa: E402
 from tl_steer.eval.pairs import build_contrast  # noqa: E402
 from tl_steer.eval.report import markdown_table, plot, write_json, write_markdown  # noqa: E402

@@ -45,7 +45,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from tl_steer import registry, steer  # noqa: E402
-from tl_steer.cli import load_model  # noqa: E402
+from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.eval.metrics import paired, per_item  # noqa: E402
 from tl_steer.eval.reference_prompts import SADI_TASKS, reference_pairs  # noqa: E402
 from tl_steer.eval.scoring import score_items, score_last_token  # noqa: E402

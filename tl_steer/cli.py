@@ -24,19 +24,10 @@ from .errors import SteeringError
 
 
 def load_model(name: str, device: str | None = None) -> Any:
-    """The model a CLI run names: a registered name, a GGUF/folder path, or ``tiny``/``tiny-hf`` (test models)."""
-    from . import models
+    """The model a CLI run names ([`tl_steer.models.load_named()`][tl_steer.models.load_named])."""
+    from .models import load_named
 
-    if device is not None:
-        import torch
-
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise SteeringError("--device cuda: CUDA is not available on this machine; use --device cpu")
-    if name == "tiny":
-        return models.tiny_model(n_ctx=1024)
-    if name == "tiny-hf":
-        return models.tiny_hf_model()
-    return models.load(name, device=device)
+    return load_named(name, device)
 
 
 def _parse_task_options(args: argparse.Namespace) -> list[tuple[str | None, str, Any]]:

@@ -374,3 +374,21 @@ def tiny_hf_model(
     bridge = TransformerBridge.boot_transformers("tl_steer-tiny-llama", hf_model=model, tokenizer=tok, device="cpu")
     bridge.eval()
     return (bridge, plain) if with_hf else bridge
+
+
+#: the test models a run can name (CLI ``--model tiny``, benchmarks' ``--model``): random weights, built in memory
+TEST_MODELS = ("tiny", "tiny-hf")
+
+
+def load_named(name: str, device: str | torch.device | None = None) -> TransformerBridge:
+    """The model a run names: a test model (``"tiny"``: [`tiny_model()`][tl_steer.models.tiny_model] with a
+    1,024-token context; ``"tiny-hf"``: [`tiny_hf_model()`][tl_steer.models.tiny_hf_model]) or anything
+    [`load()`][tl_steer.models.load] takes. What the CLI and the benchmarks use."""
+    if device is not None:
+        check_device(device)
+    if name == "tiny":
+        return tiny_model(n_ctx=1024)
+    if name == "tiny-hf":
+        return tiny_hf_model()
+    return load(name, device=device)
+

@@ -37,11 +37,11 @@ def test_balance_key_equalises_answers_on_both_sides():
 def test_task_contrast_sets_are_answer_balanced(data_dir):
     tox = build_contrast("toxigen", data_dir, limit=200)
     assert sum(p.endswith(" No") for p in tox.positive) == sum(n.endswith(" No") for n in tox.negative) > 10
-    from tl_steer.eval.pairs import BALANCE_KEYS
+    from tl_steer.eval.tasks import get_task
     from tl_steer.eval.splits import select
 
     items = select(load_task("bbq", data_dir), "bbq", "train", 200)
-    key = BALANCE_KEYS["bbq"]
+    key = get_task("bbq").balance_key
     unknown = {it.context(j) + it.choices[j] for it in items for j in range(3) if key(it, j)}
     bbq = build_contrast("bbq", data_dir, limit=200)
     assert sum(p in unknown for p in bbq.positive) == sum(n in unknown for n in bbq.negative) > 10

@@ -1,7 +1,10 @@
 """Metrics over scored items, with 95% intervals.
 
 * ``acc``: the top-scoring choice is a correct one (ties go to the first choice). Wilson score interval.
-* ``em`` (the SADI reference's tasks, ``sadi_*``): the greedy next token(s) after the prompt decode to the correct
+Which metrics a task gets is the task's own declaration (``TaskSpec.metrics``, names of
+[`METRIC_FAMILIES`][tl_steer.eval.metrics.METRIC_FAMILIES]); nothing here looks at a task's name.
+
+* ``em`` (the SADI reference's tasks): the greedy next token(s) after the prompt decode to the correct
   answer word ([`tl_steer.eval.reference_prompts.reference_em()`][tl_steer.eval.reference_prompts.reference_em]). Wilson interval.
 * ``acc_norm``: the same on length-normalised scores (per character of the continuation, as lm-eval).
 * ``mc1`` (TruthfulQA): among the ``mc1_targets`` choices, the true one scores highest. Wilson interval.
@@ -23,8 +26,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import SteeringError
+from .items import MCItem
+from .reference_prompts import reference_em
 from .scoring import ChoiceScores
-from .tasks import MCItem
 
 
 @dataclass(frozen=True)
@@ -145,30 +149,72 @@ def bbq_metrics(items: Sequence[MCItem], preds: Sequence[int]) -> dict[str, Esti
     return out
 
 
-_NORM_TASKS = ("openbookqa", "mmlu", "triviaqa", "copa", "storycloze", "winogrande", "boolq", "sst2")
-
-
 def em_hit(item: MCItem, s: ChoiceScores) -> bool:
     """The SADI reference's metric: the greedy tokens at the correct answer's positions decode to that answer."""
-    from .reference_prompts import reference_em
-
     if not s.greedy:
         raise SteeringError("the em metric needs greedy decodings (ChoiceScores.greedy); score with score_items")
     return reference_em(s.greedy[item.correct], item.choices[item.correct])
 
 
+@dataclass(frozen=True)
+class MetricFamily:
+    """A group of metrics a task can declare (``TaskSpec.metrics``): ``estimates`` gives every metric of the family
+    with its interval; ``per_item`` (when the metrics are means over items) each item's value, for paired tests."""
+
+    estimates: Callable[[Sequence[MCItem], Sequence[ChoiceScores]], dict[str, Estimate]]
+    per_item: Callable[[Sequence[MCItem], Sequence[ChoiceScores]], dict[str, list[float]]] | None = None
+
+
+def _hits(name: str, hit: Callable[[MCItem, ChoiceScores], float]) -> MetricFamily:
+    def values(items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, list[float]]:
+        return {name: [float(hit(it, s)) for it, s in zip(items, scores, strict=True)]}
+
+    return MetricFamily(lambda items, scores: {name: _proportion([v == 1.0 for v in values(items, scores)[name]])},
+                        values)
+
+
+def _top(normalize: str) -> Callable[[MCItem, ChoiceScores], float]:
+    return lambda it, s: float(it.labels[_argmax(s.get(normalize))] == 1)  # type: ignore[arg-type]
+
+
+def _truthfulqa_values(items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, list[float]]:
+    return {"mc1": [float(mc1_hit(it, s)) for it, s in zip(items, scores, strict=True)],
+            "mc2": [mc2_value(it, s) for it, s in zip(items, scores, strict=True)]}
+
+
+def _truthfulqa(items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, Estimate]:
+    v = _truthfulqa_values(items, scores)
+    return {"mc1": _proportion([x == 1.0 for x in v["mc1"]]), "mc2": _mean_boot(v["mc2"])}
+
+
+#: the metric families, by the name a ``TaskSpec`` lists in ``metrics``; add one here to give tasks a new metric
+METRIC_FAMILIES: dict[str, MetricFamily] = {
+    "acc": _hits("acc", _top("none")),
+    "acc_norm": _hits("acc_norm", _top("char")),
+    "em": _hits("em", em_hit),
+    "truthfulqa": MetricFamily(_truthfulqa, _truthfulqa_values),
+    "bbq": MetricFamily(lambda items, scores: bbq_metrics(items, predictions(scores))),
+}
+"""The metric families, by the name a task lists in ``TaskSpec.metrics``."""
+
+
+def _families(task: str) -> list[MetricFamily]:
+    from .tasks import get_task
+
+    names = get_task(task).metrics
+    unknown = [n for n in names if n not in METRIC_FAMILIES]
+    if unknown:
+        raise SteeringError(f"task {task!r} lists unknown metric families {unknown}; known: {sorted(METRIC_FAMILIES)}")
+    return [METRIC_FAMILIES[n] for n in names]
+
+
 def per_item(task: str, items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, list[float]]:
-    """Each item's contribution to every per-item metric (``acc``, ``acc_norm``, ``mc1``, ``em``: 0/1; ``mc2``: in
-    [0, 1]): what paired comparisons between two conditions on the same items need."""
-    preds = predictions(scores)
-    out = {"acc": [float(it.labels[p] == 1) for it, p in zip(items, preds, strict=True)]}
-    if task.startswith("sadi_"):
-        out["em"] = [float(em_hit(it, s)) for it, s in zip(items, scores, strict=True)]
-    if task.startswith("truthfulqa"):
-        out["mc1"] = [float(mc1_hit(it, s)) for it, s in zip(items, scores, strict=True)]
-        out["mc2"] = [mc2_value(it, s) for it, s in zip(items, scores, strict=True)]
-    if task in _NORM_TASKS:
-        out["acc_norm"] = [float(it.labels[p] == 1) for it, p in zip(items, predictions(scores, "char"), strict=True)]
+    """Each item's contribution to every per-item metric of ``task`` (``acc``, ``acc_norm``, ``mc1``, ``em``: 0/1;
+    ``mc2``: in [0, 1]): what paired comparisons between two conditions on the same items need."""
+    out: dict[str, list[float]] = {}
+    for fam in _families(task):
+        if fam.per_item is not None:
+            out.update(fam.per_item(items, scores))
     return out
 
 
@@ -216,21 +262,12 @@ def paired(a: Sequence[float], b: Sequence[float], metric: str = "", n_boot: int
 
 
 def compute_metrics(task: str, items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, Estimate]:
-    """Every metric that applies to ``task`` (the headline one is ``tl_steer.eval.tasks.get_task(task).metric``)."""
+    """Every metric ``task`` declares (``TaskSpec.metrics``; the headline one is ``get_task(task).metric``)."""
     if len(items) != len(scores):
         raise SteeringError(f"{len(items)} items but {len(scores)} scores")
     if not items:
         raise SteeringError(f"no items to compute metrics for task {task!r}")
-    preds = predictions(scores)
-    out: dict[str, Estimate] = {"acc": _proportion([it.labels[p] == 1 for it, p in zip(items, preds, strict=True)])}
-    if task.startswith("truthfulqa"):
-        out["mc1"] = _proportion([mc1_hit(it, s) for it, s in zip(items, scores, strict=True)])
-        out["mc2"] = _mean_boot([mc2_value(it, s) for it, s in zip(items, scores, strict=True)])
-    if task == "bbq":
-        out.update(bbq_metrics(items, preds))
-    if task.startswith("sadi_"):
-        out["em"] = _proportion([em_hit(it, s) for it, s in zip(items, scores, strict=True)])
-    if task in _NORM_TASKS:
-        pn = predictions(scores, "char")
-        out["acc_norm"] = _proportion([it.labels[p] == 1 for it, p in zip(items, pn, strict=True)])
+    out: dict[str, Estimate] = {}
+    for fam in _families(task):
+        out.update(fam.estimates(items, scores))
     return out

@@ -11,7 +11,7 @@ teaches "say that answer", not the attribute: ToxiGen's train split is mostly no
 end in " No"; BBQ's desirable side says "unknown" twice as often as its undesirable side. ``balance_key(item,
 choice) -> key`` names the answer feature that must not differ between the sides; pairs of key type ``(a, b)`` are
 then subsampled (seeded) to as many as their mirror type ``(b, a)``, so every key occurs equally often on both
-sides. Tasks declare their key in [`BALANCE_KEYS`][tl_steer.eval.pairs.BALANCE_KEYS] (ToxiGen: the verdict; BBQ: "is the unknown answer").
+sides. Each task declares its key as ``TaskSpec.balance_key`` (ToxiGen: the verdict; BBQ: "is the unknown answer").
 """
 
 from __future__ import annotations
@@ -25,17 +25,9 @@ import torch
 from ..errors import SteeringError, check_int
 from ..pairs import ContrastSet
 from .splits import select
-from .tasks import MCItem, get_task, load_task
+from .tasks import TASKS, MCItem, get_task, load_task
 
 BalanceKey = Callable[[MCItem, int], Hashable]
-
-#: per task, the answer feature that must occur equally often on the desirable and the undesirable side
-BALANCE_KEYS: dict[str, BalanceKey] = {
-    "toxigen": lambda it, j: it.choices[j],  # " Yes" / " No"
-    "bbq": lambda it, j: j == it.meta.get("unknown"),  # "cannot be determined"-style answer or not
-}
-"""Per task, the answer feature that must occur equally often on the desirable and the undesirable side."""
-
 
 def _balance(keys: list[tuple[Hashable, Hashable]], seed: int) -> list[int]:
     """Indices of a subset in which every pair type ``(a, b)`` is as frequent as its mirror ``(b, a)``."""
@@ -72,22 +64,17 @@ def reference_contrast(
 
     ``groups`` hold each text's item id (one question's answers stay together in held-out splits).
     """
+    make = get_task(task).reference_texts
+    if make is None:
+        with_texts = [name for name, spec in TASKS.items() if spec.reference_texts is not None]
+        raise SteeringError(f"reference-style contrast sets exist for {', '.join(with_texts)}, not {task!r}")
     pos: list[str] = []
     neg: list[str] = []
     gp: list[Hashable] = []
     gn: list[Hashable] = []
     for i, it in enumerate(items):
         gid = it.meta.get("id", i)
-        if task.startswith("truthfulqa"):
-            texts = [(f"Q: {it.meta['question']} A: {c.strip()}", lab) for c, lab in zip(it.choices, it.labels, strict=True)]
-        elif task == "toxigen":
-            toxic = bool(it.meta["hate"])
-            texts = [(it.meta["text"], int(toxic if reference_polarity else not toxic))]
-        elif task == "bbq":
-            head = f"Q: {it.meta['context']} {it.meta['question']} A: "
-            texts = [(head + c.strip(), lab) for c, lab in zip(it.choices, it.labels, strict=True)]
-        else:
-            raise SteeringError(f"reference-style contrast sets exist for truthfulqa, toxigen and bbq, not {task!r}")
+        texts = make(it, reference_polarity)
         for text, lab in texts:
             (pos if lab == 1 else neg).append(text)
             (gp if lab == 1 else gn).append(gid)
@@ -156,7 +143,7 @@ def build_contrast(
     """The contrast set of ``task`` from its ``split`` (``"train"``: never fit on val/test), named by its attribute.
 
     ``style="balanced"`` (default): pairs of the task's own prompt with a correct vs a wrong answer, answer-balanced
-    (``balance``, the task's [`BALANCE_KEYS`][tl_steer.eval.pairs.BALANCE_KEYS]). ``style="reference"``: unpaired texts built as the MAT-Steer
+    (``balance``, the task's ``TaskSpec.balance_key``). ``style="reference"``: unpaired texts built as the MAT-Steer
     reference builds them ([`reference_contrast()`][tl_steer.eval.pairs.reference_contrast]; ``max_pairs`` caps each side). Every text carries its item
     id in ``groups``.
     """
@@ -170,5 +157,5 @@ def build_contrast(
     items = select(load_task(task, data_dir, **options), spec.pool, split, limit)
     if style == "reference":
         return reference_contrast(spec.name, spec.attribute, items, max_pairs, seed, reference_polarity)
-    key = BALANCE_KEYS.get(spec.pool) if balance else None
+    key = spec.balance_key if balance else None
     return contrast_from_items(spec.attribute, items, per_item=per_item, max_pairs=max_pairs, seed=seed, balance_key=key)

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..errors import SteeringError
 from ..pairs import ContrastSet
-from .tasks import MMLU_COLS, MCItem, _csv_rows, _path, _rows, winogrande_rows
+from .items import MMLU_COLS, MCItem, csv_rows, data_path, read_rows, winogrande_rows
 
 _PUNCT = [".</s>", ".\n", ".", ";", "!", ",", "?", "\n", "</s>", "<pad>"]
 
@@ -58,7 +58,7 @@ def _ab(prompt: str, correct: int, meta: dict[str, Any], letters: str = "AB") ->
 def load_copa(data_dir: str | Path | None = None) -> list[MCItem]:
     """COPA items with the SADI reference's prompt (answers `` A`` / `` B``)."""
     items = []
-    for r in _rows("json", _path(data_dir, "copa", "val.jsonl")):
+    for r in read_rows("json", data_path(data_dir, "copa", "val.jsonl")):
         prompt = (f"Question:\n{r['premise'].strip()} Based on the previous passage, choose the most reasonable "
                   f"{r['question']}.\nA:{r['choice1'].strip()}\nB:{r['choice2'].strip()}\n\nAnswer:\n")
         items.append(_ab(prompt, int(r["label"]), {"id": r["idx"]}))
@@ -74,7 +74,7 @@ def load_storycloze(data_dir: str | Path | None = None, release: str = "test") -
     cols = ["InputStoryid", *[f"InputSentence{i}" for i in range(1, 5)], "RandomFifthSentenceQuiz1",
             "RandomFifthSentenceQuiz2", "AnswerRightEnding"]
     items = []
-    for r in _csv_rows(_path(data_dir, "storycloze", f"cloze_test_{release}__spring2016.csv"), cols):
+    for r in csv_rows(data_path(data_dir, "storycloze", f"cloze_test_{release}__spring2016.csv"), cols):
         story = " ".join(r[f"InputSentence{i}"].strip() for i in range(1, 5))
         prompt = (f"{story}\nQuestion: What is a possible continuation for the story given the following options?\n"
                   f"A: {r['RandomFifthSentenceQuiz1'].strip()} B: {r['RandomFifthSentenceQuiz2'].strip()}\nAnswer:")
@@ -84,7 +84,7 @@ def load_storycloze(data_dir: str | Path | None = None, release: str = "test") -
 
 def load_sst2(data_dir: str | Path | None = None) -> list[MCItem]:
     """SST-2 items with the SADI reference's prompt (answers `` Positive`` / `` Negative``)."""
-    rows = _csv_rows(_path(data_dir, "sst2", "dev.tsv"), ["text", "label"], sep="\t", quoting=3)
+    rows = csv_rows(data_path(data_dir, "sst2", "dev.tsv"), ["text", "label"], sep="\t", quoting=3)
     items = []
     for k, r in enumerate(rows):
         prompt = ("Consider the sentiment expression in this sentence and respond briefly with 'positive' or "
@@ -97,7 +97,7 @@ def load_sst2(data_dir: str | Path | None = None) -> list[MCItem]:
 def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
     """BoolQ items with the SADI reference's prompt (answers `` Yes`` / `` No``)."""
     items = []
-    for r in _rows("json", _path(data_dir, "boolq", "val.jsonl")):
+    for r in read_rows("json", data_path(data_dir, "boolq", "val.jsonl")):
         yes = str(r["label"]).lower() == "true"
         prompt = ("Is the answer to the question encapsulated in the passage? Please confirm with 'yes' or 'no'.\n\n"
                   f"Passage: {r['passage'].strip()}\n\nQuestion: {r['question'].strip()}\n\nAnswer:")
@@ -107,10 +107,10 @@ def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
 
 def load_mmlu(data_dir: str | Path | None = None) -> list[MCItem]:
     """MMLU items with the SADI reference's zero-shot letter prompt (answers `` A`` .. `` D``)."""
-    test_dir = _path(data_dir, "mmlu", "test")
+    test_dir = data_path(data_dir, "mmlu", "test")
     items = []
     for sub in sorted(p.name[: -len("_test.csv")] for p in test_dir.glob("*_test.csv")):
-        for k, r in enumerate(_csv_rows(test_dir / f"{sub}_test.csv", MMLU_COLS)):
+        for k, r in enumerate(csv_rows(test_dir / f"{sub}_test.csv", MMLU_COLS)):
             prompt = (f"Question: {r['question']}\nWhich of the following answers is correct?\n"
                       + "".join(f"{L}. {r[f'choice{i}']}\n" for i, L in enumerate("ABCD"))
                       + "State the letter corresponding to the correct answer.\nAnswer:")

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import SteeringError
 from ..io import atomic_write_text
 from .run import EvalResult
+from .tasks import TASKS, get_task
 
 
 def _slug(s: str) -> str:
@@ -87,7 +88,8 @@ def markdown_table(results: Sequence[EvalResult], metrics: Sequence[str] | None 
     if metrics is None:
         cols: list[tuple[str, str]] = []
         for r in results:
-            wanted = [r.headline] + (["mc1"] if r.task.startswith("truthfulqa") and r.headline != "mc1" else [])
+            extra = get_task(r.task).table_metrics if r.task in TASKS else ()
+            wanted = [r.headline] + [m for m in extra if m != r.headline]
             for m in wanted:
                 if (r.task, m) not in cols:
                     cols.append((r.task, m))
