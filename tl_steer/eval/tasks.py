@@ -1,6 +1,6 @@
 """Evaluation tasks as multiple-choice items, loaded from the local copies in ``../shared/data``.
 
-Every task becomes a list of [`MCItem`][tl_steer.eval.tasks.MCItem]: a prompt, candidate continuations (each starting with its own
+Every task becomes a list of [`MCItem`][tl_steer.eval.items.MCItem]: a prompt, candidate continuations (each starting with its own
 separator, usually a space) and 0/1 labels. A model is scored by the log-likelihood of each continuation given its
 prompt ([`tl_steer.eval.scoring`][tl_steer.eval.scoring]); the metric of each task ([`tl_steer.eval.metrics`][tl_steer.eval.metrics]) turns those scores
 into the paper-standard number. The formulations are documented in ``docs/evaluation.md``; in short:
