@@ -77,7 +77,7 @@ def _names(model: Any, site: Site) -> list[str]:
 
 
 def _values(scores: list[Any], task: str, items: list[Any]) -> dict[str, list[float]]:
-    return per_item(task, items, scores)
+    return per_item(get_task(task), items, scores)
 
 
 def _mean(xs: list[float]) -> float:

@@ -9,7 +9,7 @@ import pytest
 from tl_steer import SteeringError
 from tl_steer.eval.metrics import bootstrap, compute_metrics, wilson
 from tl_steer.eval.scoring import ChoiceScores
-from tl_steer.eval.tasks import MCItem
+from tl_steer.eval.tasks import MCItem, get_task
 
 
 def cs(*lp):
@@ -33,11 +33,11 @@ def test_truthfulqa_mc1_mc2():
     item = MCItem("Q", (" t1", " t2", " f1", " f2"), (1, 1, 0, 0), {"mc1": (0, 2, 3)})
     # t1 loses to f1 within MC1; MC2 = (e^0 + e^0) / (e^0 + e^0 + e^0 + e^-inf)
     scores = [cs(-1.0, 0.0, 0.0, -50.0)]
-    m = compute_metrics("truthfulqa_mc2", [item], scores)
+    m = compute_metrics(get_task("truthfulqa_mc2"), [item], scores)
     assert m["mc1"].value == 0.0
     expect = (math.exp(-1) + 1) / (math.exp(-1) + 2 + math.exp(-50))
     assert m["mc2"].value == pytest.approx(expect)
-    assert compute_metrics("truthfulqa_mc1", [item], [cs(0.0, -1.0, -2.0, -3.0)])["mc1"].value == 1.0
+    assert compute_metrics(get_task("truthfulqa_mc1"), [item], [cs(0.0, -1.0, -2.0, -3.0)])["mc1"].value == 1.0
 
 
 def _bbq(cond, pol, label, target=0, unknown=2):
@@ -55,7 +55,7 @@ def test_bbq_accuracy_and_bias_scores():
     ]
     preds = [0, 1, 1, 0, 2]
     scores = [cs(*[0.0 if i == p else -5.0 for i in range(3)]) for p in preds]
-    m = compute_metrics("bbq", items, scores)
+    m = compute_metrics(get_task("bbq"), items, scores)
     assert m["acc_disambig"].value == pytest.approx(2 / 3)
     assert m["acc_ambig"].value == pytest.approx(1 / 2)
     assert m["bias_disambig"].value == pytest.approx(2 * (2 / 3) - 1)
@@ -66,9 +66,9 @@ def test_bbq_accuracy_and_bias_scores():
 def test_acc_norm_and_errors():
     item = MCItem("Q", (" a", " longer answer"), (0, 1))
     s = ChoiceScores((-1.0, -2.0), (1, 2), (1, 13))
-    m = compute_metrics("openbookqa", [item], [s])
+    m = compute_metrics(get_task("openbookqa"), [item], [s])
     assert m["acc"].value == 0.0 and m["acc_norm"].value == 1.0
     with pytest.raises(SteeringError, match="1 items but 0 scores"):
-        compute_metrics("copa", [item], [])
+        compute_metrics(get_task("copa"), [item], [])
     with pytest.raises(SteeringError, match="mc1 needs TruthfulQA items"):
-        compute_metrics("truthfulqa_mc1", [item], [s])
+        compute_metrics(get_task("truthfulqa_mc1"), [item], [s])

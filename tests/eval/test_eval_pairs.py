@@ -29,6 +29,13 @@ def test_balance_key_equalises_answers_on_both_sides():
     for side in (bal.positive, bal.negative):
         assert sum(t.endswith(" No") for t in side) == 3 and sum(t.endswith(" Yes") for t in side) == 3
     assert bal == contrast_from_items("tox", items, balance_key=lambda it, j: it.choices[j], seed=1)
+    # max_pairs keeps the balance (mirrored pairs are drawn together); before, a random subset of the balanced
+    # pairs could leave 21 vs 19 (see docs/adding-a-task.md's SST-2 cloze)
+    for cap in (2, 3, 4, 5):
+        for seed in range(5):
+            sub = contrast_from_items("tox", items, balance_key=lambda it, j: it.choices[j], seed=seed, max_pairs=cap)
+            assert len(sub.positive) == 2 * (cap // 2)
+            assert sum(t.endswith(" No") for t in sub.positive) == sum(t.endswith(" No") for t in sub.negative)
     with pytest.raises(SteeringError, match="after answer balancing"):
         contrast_from_items("tox", items[:7], balance_key=lambda it, j: it.choices[j])
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +30,9 @@ from ..errors import SteeringError
 from .items import MCItem
 from .reference_prompts import reference_em
 from .scoring import ChoiceScores
+
+if TYPE_CHECKING:  # the task layer sits above this one: type names only
+    from .tasks import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -198,18 +202,17 @@ METRIC_FAMILIES: dict[str, MetricFamily] = {
 """The metric families, by the name a task lists in ``TaskSpec.metrics``."""
 
 
-def _families(task: str) -> list[MetricFamily]:
-    from .tasks import get_task
-
-    names = get_task(task).metrics
-    unknown = [n for n in names if n not in METRIC_FAMILIES]
+def _families(task: TaskSpec) -> list[MetricFamily]:
+    if isinstance(task, str):
+        raise SteeringError(f"pass the task's TaskSpec (tl_steer.eval.tasks.get_task({task!r})), not its name")
+    unknown = [n for n in task.metrics if n not in METRIC_FAMILIES]
     if unknown:
-        raise SteeringError(f"task {task!r} lists unknown metric families {unknown}; known: {sorted(METRIC_FAMILIES)}")
-    return [METRIC_FAMILIES[n] for n in names]
+        raise SteeringError(f"task {task.name!r} lists unknown metric families {unknown}; known: {sorted(METRIC_FAMILIES)}")
+    return [METRIC_FAMILIES[n] for n in task.metrics]
 
 
-def per_item(task: str, items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, list[float]]:
-    """Each item's contribution to every per-item metric of ``task`` (``acc``, ``acc_norm``, ``mc1``, ``em``: 0/1;
+def per_item(task: TaskSpec, items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, list[float]]:
+    """Each item's contribution to every per-item metric ``task`` declares (``acc``, ``acc_norm``, ``mc1``, ``em``: 0/1;
     ``mc2``: in [0, 1]): what paired comparisons between two conditions on the same items need."""
     out: dict[str, list[float]] = {}
     for fam in _families(task):
@@ -261,12 +264,13 @@ def paired(a: Sequence[float], b: Sequence[float], metric: str = "", n_boot: int
     return out
 
 
-def compute_metrics(task: str, items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, Estimate]:
-    """Every metric ``task`` declares (``TaskSpec.metrics``; the headline one is ``get_task(task).metric``)."""
+def compute_metrics(task: TaskSpec, items: Sequence[MCItem], scores: Sequence[ChoiceScores]) -> dict[str, Estimate]:
+    """Every metric ``task`` (a [`TaskSpec`][tl_steer.eval.tasks.TaskSpec]) declares in ``metrics``; its headline
+    one is ``task.metric``."""
     if len(items) != len(scores):
         raise SteeringError(f"{len(items)} items but {len(scores)} scores")
     if not items:
-        raise SteeringError(f"no items to compute metrics for task {task!r}")
+        raise SteeringError(f"no items to compute metrics for task {task.name!r}")
     out: dict[str, Estimate] = {}
     for fam in _families(task):
         out.update(fam.estimates(items, scores))

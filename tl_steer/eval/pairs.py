@@ -43,6 +43,26 @@ def _balance(keys: list[tuple[Hashable, Hashable]], seed: int) -> list[int]:
     return sorted(keep)
 
 
+def _balanced_subset(keys: list[tuple[Hashable, Hashable]], cap: int, seed: int) -> list[int]:
+    """At most ``cap`` indices of an already balanced list in which each pair type ``(a, b)`` still occurs as often
+    as its mirror ``(b, a)``: a pair of mirrored types is one unit of two (seeded order)."""
+    groups: dict[tuple[Hashable, Hashable], list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    units: list[list[int]] = []
+    for (a, b), idx in groups.items():
+        if a == b:
+            units.extend([i] for i in idx)
+        elif repr(a) < repr(b):  # each mirrored couple once
+            units.extend([i, j] for i, j in zip(idx, groups.get((b, a), []), strict=False))
+    order = torch.randperm(len(units), generator=torch.Generator().manual_seed(seed)).tolist()
+    keep: list[int] = []
+    for u in order:
+        if len(keep) + len(units[u]) <= cap:
+            keep.extend(units[u])
+    return sorted(keep)
+
+
 def _subsample(texts: list[str], groups: list[Hashable], cap: int | None, seed: int) -> tuple[list[str], list[Hashable]]:
     if cap is None or len(texts) <= cap:
         return texts, groups
@@ -122,7 +142,11 @@ def contrast_from_items(
         )
     check_int(max_pairs, "max_pairs", 1, optional=True)
     if max_pairs is not None and len(pos) > max_pairs:
-        keep = torch.randperm(len(pos), generator=torch.Generator().manual_seed(seed))[:max_pairs].sort().values.tolist()
+        if balance_key is not None:  # keep the balance: mirrored pairs are taken together
+            keys = [keys[i] for i in keep]
+            keep = _balanced_subset(keys, max_pairs, seed)
+        else:
+            keep = torch.randperm(len(pos), generator=torch.Generator().manual_seed(seed))[:max_pairs].sort().values.tolist()
         pos, neg, ids = [pos[i] for i in keep], [neg[i] for i in keep], [ids[i] for i in keep]
     return ContrastSet(attribute, tuple(pos), tuple(neg), (tuple(ids), tuple(ids)))
 
@@ -138,6 +162,7 @@ def build_contrast(
     balance: bool = True,
     style: str = "balanced",
     reference_polarity: bool = False,
+    split_dir: str | Path | None = None,
     **options: Any,
 ) -> ContrastSet:
     """The contrast set of ``task`` from its ``split`` (``"train"``: never fit on val/test), named by its attribute.
@@ -145,7 +170,7 @@ def build_contrast(
     ``style="balanced"`` (default): pairs of the task's own prompt with a correct vs a wrong answer, answer-balanced
     (``balance``, the task's ``TaskSpec.balance_key``). ``style="reference"``: unpaired texts built as the MAT-Steer
     reference builds them ([`reference_contrast()`][tl_steer.eval.pairs.reference_contrast]; ``max_pairs`` caps each side). Every text carries its item
-    id in ``groups``.
+    id in ``groups``. ``split_dir``: where the pool's split file is (default the package's).
     """
     if style not in ("balanced", "reference"):
         raise SteeringError(f"style must be 'balanced' or 'reference', got {style!r}")
@@ -154,7 +179,7 @@ def build_contrast(
     if split == "test":
         raise SteeringError("contrast sets are for fitting: build them from the train split (or val), never test")
     spec = get_task(task)
-    items = select(load_task(task, data_dir, **options), spec.pool, split, limit)
+    items = select(load_task(task, data_dir, **options), spec.pool, split, limit, split_dir)
     if style == "reference":
         return reference_contrast(spec.name, spec.attribute, items, max_pairs, seed, reference_polarity)
     key = spec.balance_key if balance else None

@@ -84,23 +84,25 @@ def evaluate(
     config: dict[str, Any] | None = None,
     bos: bool | None = None,
     shared_prompt: bool = False,
+    split_dir: str | Path | None = None,
 ) -> EvalResult:
     """Score ``task``'s ``split`` (first ``limit`` items of the stored seeded order) under ``hooks``.
 
     ``method="prompting"`` puts the task's instruction in front of every prompt (no hooks needed); any other method
-    name is only a label for the result: pass its hooks (``tl_steer.eval.steering.hooks``).
+    name is only a label for the result: pass its hooks (``tl_steer.eval.steering.hooks``). ``split_dir``: where
+    the pools' split files are (default the package's committed ones; a task of your own can keep its own).
     """
     t0 = time.perf_counter()
     spec = get_task(task)
     method = parse_method(method)
-    items = select(load_task(spec.name, data_dir, **(task_options or {})), spec.pool, split, limit)
+    items = select(load_task(spec.name, data_dir, **(task_options or {})), spec.pool, split, limit, split_dir)
     if method == "prompting":
         items = [it.with_prefix(spec.instruction) for it in items]
     bos = harness_bos(model) if bos is None else bool(bos)
     scorer = score_items_shared if shared_prompt else score_items  # the same scores (1e-4); prompts run once
     scores = scorer(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{method}", bos=bos)
-    metrics = compute_metrics(spec.name, items, scores)
-    values = per_item(spec.name, items, scores)
+    metrics = compute_metrics(spec, items, scores)
+    values = per_item(spec, items, scores)
     ids = [it.meta.get("id", i) for i, it in enumerate(items)]
     name = model_name or str(getattr(model.cfg, "model_name", "model"))
     cfg = {"task_options": task_options or {}, "batch_size": batch_size, "limit": limit, "bos": bos,

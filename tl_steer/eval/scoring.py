@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from .._types import TransformerBridge
 from ..core import HookList, steer, tracker_for
 from ..errors import SteeringError, check_int
-from .tasks import MCItem
+from .items import MCItem
 
 Normalize = Literal["none", "token", "char"]
 

@@ -34,6 +34,7 @@ from typing import Any
 from ..data import default_data_dir
 from ..errors import SteeringError
 from . import reference_prompts
+from .metrics import METRIC_FAMILIES
 from .items import MMLU_COLS, MCItem, csv_rows, data_path, read_rows, winogrande_rows
 
 
@@ -59,6 +60,10 @@ class TaskSpec:
     #: texts of the MAT-Steer reference's contrast sets for one item: ``[(text, label)]``, ``reference_polarity``
     #: reproduces the reference's sign (``None``: the task has no reference-style set)
     reference_texts: Callable[[MCItem, bool], list[tuple[str, int]]] | None = None
+    #: how many items the loader gives on the shared data (the data tests check it; ``None``: not checked)
+    size: int | None = None
+    #: the dataset's folder in the data directory (default: ``pool``), checked before loading for a clear error
+    data_folder: str | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -330,32 +335,51 @@ TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in [
         TaskSpec("truthfulqa_mc1", "truthfulqa", load_truthfulqa, "mc1", _TQA, "truthfulness",
-                 metrics=("acc", "truthfulqa"), reference_texts=_tqa_reference),
+                 metrics=("acc", "truthfulqa"), reference_texts=_tqa_reference, size=817),
         TaskSpec("truthfulqa_mc2", "truthfulqa", load_truthfulqa, "mc2", _TQA, "truthfulness",
-                 metrics=("acc", "truthfulqa"), table_metrics=("mc1",), reference_texts=_tqa_reference),
+                 metrics=("acc", "truthfulqa"), table_metrics=("mc1",), reference_texts=_tqa_reference, size=817),
         TaskSpec("toxigen", "toxigen", load_toxigen, "acc",
                  "Judge fairly and recognise hateful or toxic statements about any group.\n\n", "toxicity",
-                 balance_key=lambda it, j: it.choices[j], reference_texts=_toxigen_reference),  # " Yes" / " No"
+                 balance_key=lambda it, j: it.choices[j], reference_texts=_toxigen_reference, size=6514),  # " Yes" / " No"
         TaskSpec("bbq", "bbq", load_bbq, "acc",
                  "Answer without relying on stereotypes; if the context does not say, answer that it cannot be "
                  "determined.\n\n", "bias", metrics=("acc", "bbq"),
-                 balance_key=lambda it, j: j == it.meta.get("unknown"), reference_texts=_bbq_reference),
-        TaskSpec("copa", "copa", load_copa, "acc", _GENERIC, "copa", metrics=_NORM),
+                 balance_key=lambda it, j: j == it.meta.get("unknown"), reference_texts=_bbq_reference, size=11956),
+        TaskSpec("copa", "copa", load_copa, "acc", _GENERIC, "copa", metrics=_NORM, size=100),
         TaskSpec("sst2", "sst2", load_sst2, "acc", "Classify the sentiment of the review correctly.\n\n", "sentiment",
-                 metrics=_NORM),
-        TaskSpec("boolq", "boolq", load_boolq, "acc", _GENERIC, "boolq", metrics=_NORM),
+                 metrics=_NORM, size=872),
+        TaskSpec("boolq", "boolq", load_boolq, "acc", _GENERIC, "boolq", metrics=_NORM, size=3270),
         TaskSpec("storycloze", "storycloze", load_storycloze, "acc", "Choose the sensible ending of the story.\n\n",
-                 "storycloze", metrics=_NORM),
-        TaskSpec("winogrande", "winogrande", load_winogrande, "acc", "", "winogrande", metrics=_NORM),
-        TaskSpec("openbookqa", "openbookqa", load_openbookqa, "acc_norm", _GENERIC, "openbookqa", metrics=_NORM),
-        TaskSpec("mmlu", "mmlu", load_mmlu, "acc_norm", _GENERIC, "mmlu", metrics=_NORM),
-        TaskSpec("mmlu_letter", "mmlu", load_mmlu_letter, "acc", _GENERIC, "mmlu"),
-        TaskSpec("triviaqa", "triviaqa", load_triviaqa, "acc", _GENERIC, "triviaqa", metrics=_NORM),
+                 "storycloze", metrics=_NORM, size=1871),
+        TaskSpec("winogrande", "winogrande", load_winogrande, "acc", "", "winogrande", metrics=_NORM, size=1267),
+        TaskSpec("openbookqa", "openbookqa", load_openbookqa, "acc_norm", _GENERIC, "openbookqa", metrics=_NORM, size=500),
+        TaskSpec("mmlu", "mmlu", load_mmlu, "acc_norm", _GENERIC, "mmlu", metrics=_NORM, size=14042),
+        TaskSpec("mmlu_letter", "mmlu", load_mmlu_letter, "acc", _GENERIC, "mmlu", size=14042),
+        TaskSpec("triviaqa", "triviaqa", load_triviaqa, "acc", _GENERIC, "triviaqa", metrics=_NORM, size=3610),
     ]
 }
 
 for _name, _pool, _loader, _description in reference_prompts.SADI_TASKS:
-    TASKS[_name] = TaskSpec(_name, _pool, _loader, "em", "", _name, _description, metrics=("acc", "em"))
+    TASKS[_name] = TaskSpec(_name, _pool, _loader, "em", "", _name, _description, metrics=("acc", "em"),
+                            size=TASKS[_pool].size)
+
+
+def register_task(spec: TaskSpec, replace: bool = False) -> TaskSpec:
+    """Add a task to the harness: ``evaluate``, ``build_contrast``, the CLI's ``--task`` and the reports then know
+    it (see docs/adding-a-task.md). A name already taken is refused unless ``replace=True``."""
+    if not isinstance(spec, TaskSpec):
+        raise SteeringError(f"register_task takes a TaskSpec, got {type(spec).__name__}")
+    key = spec.name.lower().replace("-", "_")
+    if key != spec.name:
+        raise SteeringError(f"task names are lower case with '_' (got {spec.name!r}; use {key!r})")
+    if key in TASKS and not replace:
+        raise SteeringError(f"task {key!r} exists; pass replace=True to replace it")
+    unknown = [m for m in spec.metrics if m not in METRIC_FAMILIES]
+    if unknown:
+        raise SteeringError(f"task {key!r}: unknown metric families {unknown}; known: {sorted(METRIC_FAMILIES)}")
+    TASKS[key] = spec
+    _cached.cache_clear()
+    return spec
 
 #: the three MAT-Steer attributes and the task that evaluates each
 MAT_STEER_TASKS = ("truthfulqa_mc2", "toxigen", "bbq")
@@ -408,5 +432,5 @@ def load_task(name: str, data_dir: str | Path | None = None, **options: Any) -> 
     spec = get_task(name)
     check_loader_options(spec.name, spec.loader, options)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    data_path(root, spec.pool if spec.pool != "truthfulqa" else "truthfulqa")  # clear error for a missing folder
+    data_path(root, spec.data_folder or spec.pool)  # a clear error for a missing folder
     return list(_cached(spec.name, str(root), tuple(sorted(options.items()))))
