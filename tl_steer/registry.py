@@ -33,15 +33,34 @@ Acts = Mapping[str, Mapping[str, Tensor]]
 
 @runtime_checkable
 class SteeringMethod(Protocol):
-    """What every fitted steering method provides."""
+    """What every fitted steering method provides, and what tl_steer's code relies on.
+
+    * ``method``: the registry name of the method that produced it; ``state``: the name ``tl_steer.io`` saves it
+      under (one per class, see [`state_classes()`][tl_steer.registry.state_classes]).
+    * ``strength``: one finite float, the fitted strength (``0`` edits nothing).
+    * ``hooks(model, positions=None, strength=None)``: TransformerLens' own hook list ``[(hook_name, fn), ...]``.
+      ``strength`` overrides the fitted one for these hooks only: a float, or one finite value per batch row (a
+      ``(batch,)`` tensor or list; ``tl_steer.sweep`` runs a whole strength grid in one batch this way). Build it
+      with [`tl_steer.core.as_strengths()`][tl_steer.core.as_strengths], which checks either form; the hook
+      functions read it with ``tl_steer.core.row_scale`` so that a per-row strength follows the rows through
+      padding and KV caches.
+    * ``hook_names()``, ``with_strength(strength)`` (a float; same tensors), ``to(device)``.
+    * ``to_state() -> (tensors, config)`` and the classmethod ``from_state(tensors, config)``, its inverse: the
+      tensors go to safetensors, the config to plain JSON (no tensors, no per-row strengths).
+    * Hook functions never edit their input in place and return the activation's dtype, device and shape
+      (the property tests check every registered method).
+    """
 
     method: str  #: registry name of the method that produced it
-    strength: float
+    state: str  #: the name ``tl_steer.io`` saves it under
+    strength: float  #: the fitted strength
 
     def hooks(
-        self, model: TransformerBridge, positions: PositionSpec | None = None, strength: float | None = None
+        self, model: TransformerBridge, positions: PositionSpec | None = None,
+        strength: float | Tensor | Sequence[float] | None = None,
     ) -> HookList:
-        """TL hook list ``[(hook_name, fn), ...]`` at ``positions`` and ``strength`` (defaults: the method's own)."""
+        """TL hook list ``[(hook_name, fn), ...]`` at ``positions`` and ``strength`` (defaults: the method's own; a
+        ``(batch,)`` tensor or list: one strength per batch row)."""
         ...
 
     def hook_names(self) -> list[str]:
@@ -58,6 +77,11 @@ class SteeringMethod(Protocol):
 
     def to_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """``(tensors, config)`` for saving: the tensors go to safetensors, the config to JSON."""
+        ...
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> SteeringMethod:
+        """The method ``to_state`` described."""
         ...
 
 
