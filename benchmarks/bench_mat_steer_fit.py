@@ -44,7 +44,7 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        _, hist = MatSteer.fit(good, bad, "blocks.10.hook_resid_pre", epochs=args.epochs, kernel=args.kernel,
+        hist = MatSteer.fit(good, bad, "blocks.10.hook_resid_pre", epochs=args.epochs, kernel=args.kernel,
                                val_fraction=0.0, progress=False, device=args.device)
         total = time.perf_counter() - t0
         per_epoch = min(hist.column("seconds"))

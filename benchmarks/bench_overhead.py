@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         pos = {f"a{t}": torch.randn(n, model.cfg.d_model, generator=g) + t for t in range(3)}
         neg = {f"a{t}": torch.randn(n, model.cfg.d_model, generator=g) - t for t in range(3)}
         t0 = time.perf_counter()
-        _, hist = MatSteer.fit(pos, neg, name, epochs=2, patience=None, seed=0, progress=False, device=dev)
+        hist = MatSteer.fit(pos, neg, name, epochs=2, patience=None, seed=0, progress=False, device=dev)
         fit_times[n] = {"seconds_per_epoch": (time.perf_counter() - t0) / 2}
     report["mat_steer_fit"] = fit_times
 

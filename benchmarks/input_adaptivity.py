@@ -138,7 +138,7 @@ def fit_methods(model, texts: dict, site: str, seed: int) -> dict[str, object]:
         fitted[("caa", a)] = mean_diff_from_activations(P, N)
         fitted[("pca", a)] = pca_from_activations(P, N, seed=seed)
         fitted[("sadi", a)] = Sadi.from_activations(P, N, k=k)
-    mat, _ = MatSteer.fit({a: acts[a]["fit_des"] for a in texts}, {a: acts[a]["fit_und"] for a in texts}, site,
+    mat = MatSteer.fit({a: acts[a]["fit_des"] for a in texts}, {a: acts[a]["fit_und"] for a in texts}, site,
                           seed=seed, progress=False)
     for a in texts:
         fitted[("mat_steer", a)] = mat

@@ -137,7 +137,7 @@ def run_cell(cell: dict, pool: torch.Tensor | None, configs: dict[str, dict], n_
     out = []
     for name, kw in configs.items():
         t0 = time.perf_counter()
-        m, hist = MatSteer.fit(des, und, HOOK, seed=cell["seed"], progress=False, **{"epochs": cell["epochs"], **kw})
+        m = MatSteer.fit(des, und, HOOK, seed=cell["seed"], progress=False, **{"epochs": cell["epochs"], **kw})
         seconds = time.perf_counter() - t0
         with torch.no_grad():
             g_des = m.gates(test_des[None])[0]
@@ -157,7 +157,7 @@ def run_cell(cell: dict, pool: torch.Tensor | None, configs: dict[str, dict], n_
         mean = {k: (sum(v) / len(v) if v else float("nan")) for k, v in row.items()}
         out.append({**cell, "config": name, **mean, "g_des": float(g_des.mean()), "edit_des": edit_des,
                     "probe_auc": sum(probe) / len(probe), "logreg_auc": sum(logreg) / len(logreg),
-                    "epochs_run": len(hist.epochs), "fit_seconds": seconds})
+                    "epochs_run": len(m.history.epochs), "fit_seconds": seconds})
     return out
 
 

@@ -116,8 +116,8 @@ def run(model_name: str = "smollm2-135m-instruct", layer: int = 12, coef: float 
             c = collect(model, list(side), mat_hook, read="all", prepend_bos=False, progress=False)
             store[s.attribute] = c.acts[mat_hook][c.mask]  # every token of every text
     with torch.enable_grad():
-        mat, history = MatSteer.fit(desirable, undesirable, mat_hook, seed=0, progress=False)
-    print(f"\n== 2. MAT-Steer at {mat_hook}: attributes {list(mat.attributes)}, fitted in {history.seconds:.1f} s "
+        mat = MatSteer.fit(desirable, undesirable, mat_hook, seed=0, progress=False)
+    print(f"\n== 2. MAT-Steer at {mat_hook}: attributes {list(mat.attributes)}, fitted in {mat.history.seconds:.1f} s "
           "on token activations; each attribute's gate on every token (* where it is > 0.5):")
     c = collect(model, GATE_TEXTS, mat_hook, read="all", prepend_bos=False, progress=False)
     gates = mat.gates(c.acts[mat_hook])

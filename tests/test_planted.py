@@ -56,7 +56,7 @@ def test_probe_started_gates_separate_like_the_probe():
     und = {f"a{t}": torch.randn(200, 576, generator=g) + 3 * U[t] for t in range(3)}
     test_des = torch.randn(1000, 576, generator=g)
     for gate_init, low, high in (("probe", 0.92, 1.0), ("random", 0.3, 0.75)):
-        m, _ = MatSteer.fit(des, und, "blocks.0.hook_resid_pre", gate_init=gate_init, epochs=1, lr=1e-12,
+        m = MatSteer.fit(des, und, "blocks.0.hook_resid_pre", gate_init=gate_init, epochs=1, lr=1e-12,
                             val_fraction=0.0, progress=False)
         for t in range(3):
             w = und[f"a{t}"].mean(0) - des[f"a{t}"].mean(0)

@@ -120,12 +120,12 @@ print({k: tuple(v.shape) for k, v in desirable.items()}, {k: tuple(v.shape) for 
 
 # %%
 with torch.enable_grad():
-    mat, history = MatSteer.fit(
+    mat = MatSteer.fit(
         desirable, undesirable, HOOK,
         init="mean_diff", kernel="multiscale", lr=3e-2, lambdas=(0.9, 0.1, 0.1),
         epochs=60, patience=None, seed=0, progress=False,
     )
-print(f"epochs {len(history.epochs)}, best (validation) epoch {history.best_epoch}, fit {history.seconds:.1f} s")
+print(f"epochs {len(mat.history.epochs)}, best (validation) epoch {mat.history.best_epoch}, fit {mat.history.seconds:.1f} s")
 print("attributes:", mat.attributes, " theta norms:", [round(v, 1) for v in mat.theta.norm(dim=-1).tolist()])
 for i, a in enumerate(mat.attributes):
     g_des = mat.gates(desirable[a][None])[0, :, i].mean().item()

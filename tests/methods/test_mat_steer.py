@@ -119,7 +119,7 @@ def test_wrong_activation_shape_raises():
     m = _random(10)
     with pytest.raises(ShapeError, match="10 features"):
         m(torch.randn(1, 2, 11), hook=None)
-    fitted, _ = MatSteer.fit(*_planted(d=8, n=20, attrs=1)[:2], RESID, epochs=1, progress=False)
+    fitted = MatSteer.fit(*_planted(d=8, n=20, attrs=1)[:2], RESID, epochs=1, progress=False)
     with pytest.raises(ShapeError, match=r"expects \(batch, pos, 8\)"):
         fitted(torch.randn(1, 2, 2, 4), hook=None)
     with pytest.raises(ShapeError, match="attributes"):
@@ -131,8 +131,8 @@ def test_wrong_activation_shape_raises():
 
 def test_fit_moves_undesirable_toward_desirable_and_gates_target_it():
     good, bad, u = _planted()
-    m, hist = MatSteer.fit(good, bad, RESID, **FAST)
-    assert isinstance(hist, FitHistory) and len(hist.epochs) >= 5
+    m = MatSteer.fit(good, bad, RESID, **FAST)
+    assert isinstance(m.history, FitHistory) and len(m.history.epochs) >= 5
     rel = lambda a: ((m(a, hook=None) - a).norm(dim=-1) / a.norm(dim=-1)).mean()  # noqa: E731
     for t, name in enumerate(m.attributes):
         x, y = bad[name][None], good[name][None]
@@ -147,23 +147,23 @@ def test_fit_moves_undesirable_toward_desirable_and_gates_target_it():
     # (gates now start as probes, so the first epoch's MMD is already low; this compares with no edit at all)
     from tl_steer.functional import mat_steer as F
 
-    sig = torch.tensor(hist.bandwidths[:1])
+    sig = torch.tensor(m.history.bandwidths[:1])
     unedited = sum(float(F.mmd2(good[a], bad[a], sig)) for a in m.attributes) / len(m.attributes)
-    assert hist.column("mmd")[-1] < 0.5 * unedited, (hist.column("mmd")[-1], unedited)
+    assert m.history.column("mmd")[-1] < 0.5 * unedited, (m.history.column("mmd")[-1], unedited)
 
 
 def test_polarity_swapped_sets_steer_the_other_way():
     good, bad, u = _planted(attrs=1)
-    m, _ = MatSteer.fit(bad, good, RESID, **FAST)  # "desirable" is now the -u side
+    m = MatSteer.fit(bad, good, RESID, **FAST)  # "desirable" is now the -u side
     y = good["a0"][None]
     assert (m(y, hook=None) @ u[0]).mean() < (y @ u[0]).mean() - 3
 
 
 def test_fitted_orthogonality_loss_decreases():
     good, bad, _ = _planted(d=16, attrs=3)
-    m, hist = MatSteer.fit(good, bad, RESID, epochs=30, lr=1e-2, lambdas=(0.9, 0.9, 1.0), kernel="median",
+    m = MatSteer.fit(good, bad, RESID, epochs=30, lr=1e-2, lambdas=(0.9, 0.9, 1.0), kernel="median",
                            init="random", progress=False, val_fraction=0.0, seed=4)
-    first, last = hist.column("ortho")[0], hist.column("ortho")[-1]
+    first, last = m.history.column("ortho")[0], m.history.column("ortho")[-1]
     g = torch.Generator().manual_seed(4)
     init = float(F.orthogonality(torch.randn(3, 1, 16, generator=g)).mean())  # the fit's theta initialisation
     final = float(F.orthogonality(m.theta[:, None]).mean())
@@ -173,9 +173,9 @@ def test_fitted_orthogonality_loss_decreases():
 def test_fit_is_seeded():
     good, bad, _ = _planted(d=8, n=40, attrs=2)
     kw = dict(epochs=3, progress=False, kernel="multiscale")
-    a, _ = MatSteer.fit(good, bad, RESID, seed=5, **kw)
-    b, _ = MatSteer.fit(good, bad, RESID, seed=5, **kw)
-    c, _ = MatSteer.fit(good, bad, RESID, seed=6, **kw)
+    a = MatSteer.fit(good, bad, RESID, seed=5, **kw)
+    b = MatSteer.fit(good, bad, RESID, seed=5, **kw)
+    c = MatSteer.fit(good, bad, RESID, seed=6, **kw)
     assert torch.equal(a.theta, b.theta) and torch.equal(a.w, b.w) and torch.equal(a.b, b.b)
     assert not torch.equal(a.theta, c.theta)
 
@@ -183,14 +183,14 @@ def test_fit_is_seeded():
 def test_early_stopping_returns_best_validation_epoch():
     good, bad, _ = _planted(d=8, n=60, attrs=2)
     rows = []
-    m, hist = MatSteer.fit(good, bad, RESID, epochs=40, lr=0.3, patience=3, val_fraction=0.25, kernel="median",
+    m = MatSteer.fit(good, bad, RESID, epochs=40, lr=0.3, patience=3, val_fraction=0.25, kernel="median",
                            progress=False, log=rows.append)
-    assert rows == hist.epochs and all("val_loss" in r and "mmd" in r and "pair_dist" in r for r in rows)
-    vals = hist.column("val_loss")
-    assert hist.best_epoch == min(range(len(vals)), key=vals.__getitem__)
-    if hist.stopped_early:
-        assert len(vals) == hist.best_epoch + 4
-    assert m.fit_config["best_epoch"] == hist.best_epoch
+    assert rows == m.history.epochs and all("val_loss" in r and "mmd" in r and "pair_dist" in r for r in rows)
+    vals = m.history.column("val_loss")
+    assert m.history.best_epoch == min(range(len(vals)), key=vals.__getitem__)
+    if m.history.stopped_early:
+        assert len(vals) == m.history.best_epoch + 4
+    assert m.fit_config["best_epoch"] == m.history.best_epoch
 
 
 def test_per_head_fit_on_z_shaped_features():
@@ -199,7 +199,7 @@ def test_per_head_fit_on_z_shaped_features():
     u = 4 * u / u.norm(dim=-1, keepdim=True)
     good = {"x": torch.randn(120, 4, 8, generator=g) + u}
     bad = {"x": torch.randn(120, 4, 8, generator=g) - u}
-    m, _ = MatSteer.fit(good, bad, Z, per_head=True, **FAST)
+    m = MatSteer.fit(good, bad, Z, per_head=True, **FAST)
     assert m.theta.shape == (1, 4, 8) and m.b.shape == (1, 4)
     x = bad["x"][None]
     proj = lambda t: torch.einsum("bnhd,hd->h", t, u / 4) / t.shape[1]  # noqa: E731
@@ -239,8 +239,8 @@ def test_mmd_is_zero_for_identical_samples_and_batched_over_groups():
 def test_fit_and_apply_on_cuda_match_cpu():
     good, bad, _ = _planted(d=8, n=40, attrs=2)
     kw = dict(epochs=3, progress=False, kernel="median", seed=1)
-    cpu, _ = MatSteer.fit(good, bad, RESID, **kw)
-    gpu, _ = MatSteer.fit(good, bad, RESID, device="cuda", **kw)
+    cpu = MatSteer.fit(good, bad, RESID, **kw)
+    gpu = MatSteer.fit(good, bad, RESID, device="cuda", **kw)
     assert gpu.theta.device.type == "cuda"
     torch.testing.assert_close(gpu.theta.cpu(), cpu.theta, rtol=1e-3, atol=1e-3)
     a = torch.randn(2, 3, 8)
@@ -251,7 +251,7 @@ def test_fit_and_apply_on_cuda_match_cpu():
 
 
 def test_save_load_round_trip_exact(tmp_path, tiny):
-    m, _ = MatSteer.fit(*_planted(d=64, n=30, attrs=2)[:2], RESID, epochs=2, progress=False, kernel="median")
+    m = MatSteer.fit(*_planted(d=64, n=30, attrs=2)[:2], RESID, epochs=2, progress=False, kernel="median")
     path = io.save(m, tmp_path / "ms", model=tiny)
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["method"] == "mat-steer" and manifest["state"] == "mat_steer" and manifest["hook_names"] == [RESID]
@@ -312,9 +312,9 @@ def test_fit_texts_collects_last_token_features(tiny):
     # the last tokens differ between the sides: at layer 0 a last-token feature is that token's embedding, and equal
     # last tokens on both sides would be a contrast with no direction (refused)
     cs = [ContrastSet("mood", ("good day!", "nice one!", "happy cat!", "kind word!"), ("bad day?", "mean one?", "sad cat.", "cruel word."))]
-    m, hist = MatSteer.fit_texts(tiny, cs, RESID, epochs=3, progress=False, kernel="median", val_fraction=0.0)
+    m = MatSteer.fit_texts(tiny, cs, RESID, epochs=3, progress=False, kernel="median", val_fraction=0.0)
     assert m.attributes == ("mood",) and m.fit_config["read"] == "last" and m.feature_shape == (64,)
-    assert m.fit_config["n_positive"] == {"mood": 4} and len(hist.epochs) == 3
+    assert m.fit_config["n_positive"] == {"mood": 4} and len(m.history.epochs) == 3
     with pytest.raises(SteeringError, match="ContrastSet"):
         MatSteer.fit_texts(tiny, [("good", "bad")], RESID, progress=False)
 
@@ -359,9 +359,9 @@ def test_smollm2_fit_shifts_held_out_log_probs_toward_desirable(smollm2):
     train, held = _PAIRS[:34], _PAIRS[34:]
     hook = "blocks.10.hook_resid_pre"
     cs = ContrastSet("sentiment", tuple(p for p, _ in train), tuple(n for _, n in train))
-    m, hist = MatSteer.fit_texts(model, [cs], hook, kernel="median", lr=3e-3, epochs=100, patience=None,
+    m = MatSteer.fit_texts(model, [cs], hook, kernel="median", lr=3e-3, epochs=100, patience=None,
                                  seed=0, progress=False)
-    assert hist.column("mmd")[-1] < hist.column("mmd")[0]
+    assert m.history.column("mmd")[-1] < m.history.column("mmd")[0]
     loved, hated = model.to_single_token(" loved"), model.to_single_token(" hated")
 
     def log_odds(texts, hooks=()):
@@ -385,5 +385,5 @@ def test_fit_works_under_no_grad():
     """Notebook users wrap everything in torch.no_grad(); fitting must still train."""
     good, bad, _ = _planted(d=8, n=30, attrs=1)
     with torch.no_grad():
-        m, hist = MatSteer.fit(good, bad, RESID, epochs=3, progress=False, val_fraction=0.0)
-    assert len(hist.epochs) == 3 and hist.epochs[-1]["loss"] != hist.epochs[0]["loss"]
+        m = MatSteer.fit(good, bad, RESID, epochs=3, progress=False, val_fraction=0.0)
+    assert len(m.history.epochs) == 3 and m.history.epochs[-1]["loss"] != m.history.epochs[0]["loss"]

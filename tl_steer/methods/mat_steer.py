@@ -177,6 +177,116 @@ class FitHistory:
         return [e[key] for e in self.epochs if key in e]
 
 
+def _resolve_config(preset: Any, patience: Any, **given: Any) -> dict[str, Any]:
+    """The preset's settings with every explicitly passed one (not None; ``patience`` unless ``"preset"``) on top."""
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise SteeringError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    if patience != "preset":
+        given["patience"] = patience
+    return {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None or k == "patience"}}
+
+
+def _split(
+    positive: Mapping[str, Tensor], negative: Mapping[str, Tensor], attrs: tuple[str, ...], val_fraction: float,
+    per_head: bool, device: torch.device, gen: torch.Generator,
+) -> tuple[dict[str, list[Tensor]], dict[str, list[Tensor]]]:
+    """Per side and attribute, float32 rows grouped as ``(n, head, d)`` (one group unless per head), split into
+    train and validation rows (seeded)."""
+    train: dict[str, list[Tensor]] = {"pos": [], "neg": []}
+    val: dict[str, list[Tensor]] = {"pos": [], "neg": []}
+    for key, sets in (("pos", positive), ("neg", negative)):
+        for a in attrs:
+            x = sets[a].detach().to(device=device, dtype=torch.float32)
+            tr, va = F.split_train_val(x if per_head else x.reshape(x.shape[0], 1, -1), val_fraction, gen)
+            train[key].append(tr)
+            val[key].append(va)
+    return train, val
+
+
+def _start_history(
+    train: dict[str, list[Tensor]], sigmas: Tensor, kernel: str, sigma: float, hook_name: str
+) -> FitHistory:
+    """The history with the kernel bandwidths and the mean positive-negative distance; warns when a fixed Gaussian
+    bandwidth makes every kernel value ~0 (the MMD gradient then vanishes)."""
+    history = FitHistory(bandwidths=[float(x) for x in sigmas.flatten()[:16]])
+    with torch.no_grad():
+        m = min(256, *(x.shape[0] for x in train["pos"] + train["neg"]))
+        p0 = torch.stack([x[:m] for x in train["pos"]]).transpose(1, 2)
+        n0 = torch.stack([x[:m] for x in train["neg"]]).transpose(1, 2)
+        history.init_pair_dist = float(F.sq_dists(p0, n0).sqrt().mean())
+    if kernel == "gaussian" and math.exp(-(history.init_pair_dist**2) / (2 * sigma**2)) < 1e-4:
+        warnings.warn(
+            f"MatSteer.fit at {hook_name!r}: the mean distance between positive and negative activations is "
+            f"{history.init_pair_dist:.3g} but the Gaussian kernel bandwidth is sigma={sigma}; kernel values are "
+            "~0 and the MMD gradient vanishes. Use kernel='median' (CLI: --kernel median) or the tuned preset.",
+            stacklevel=3,
+        )
+    return history
+
+
+def _initial_params(
+    train: dict[str, list[Tensor]], every: Tensor, cfg: dict[str, Any], gen: torch.Generator
+) -> tuple[tuple[Tensor, Tensor, Tensor], Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]]:
+    """The trainable ``(theta, w, b)`` (standardised when ``cfg["standardize"]``: same function class and loss, gate
+    logits start O(1)) and the map back to the activation's own units."""
+    if cfg["standardize"]:
+        mu, scale = every.mean(0), every.std(0).clamp_min(1e-6)
+    else:
+        mu, scale = torch.zeros_like(every[0]), torch.ones_like(every[0])
+    diffs = torch.stack([p.mean(0) - q.mean(0) for p, q in zip(train["pos"], train["neg"], strict=True)]) / scale
+    theta0, w0, b0 = F.init_params(len(train["pos"]), diffs, cfg["init"], gen)
+    if cfg["gate_init"] == "probe":  # each gate starts as a one-vs-rest mean-difference probe
+        w0, b0 = F.probe_gates([(x - mu) / scale for x in train["pos"]], [(x - mu) / scale for x in train["neg"]],
+                               cfg["gate_scale"])
+    params = tuple(t.clone().requires_grad_() for t in (theta0, w0, b0))
+
+    def native(theta: Tensor, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return F.to_native(theta, w, b, mu, scale)
+
+    return params, native  # type: ignore[return-value]
+
+
+def _train(
+    train: dict[str, list[Tensor]], val: dict[str, list[Tensor]], params: tuple[Tensor, ...], native: Callable,
+    cfg: dict[str, Any], sigmas: Tensor, lambdas3: tuple[float, ...], rescale: bool, bs: int, steps: int,
+    gen: torch.Generator, epochs: int, history: FitHistory, desc: str, progress: bool,
+    log: Callable[[dict[str, float]], None] | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Adam over ``epochs`` (held-out early stopping when there are validation rows); logs each epoch in
+    ``history`` and returns the best-validation parameters in native units."""
+    use_val = all(v.shape[0] >= 2 for side in val.values() for v in side)
+    opt = torch.optim.Adam(params, lr=cfg["lr"])
+    best: tuple[float, Any] = (float("inf"), None)
+    bad = 0
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        te = time.perf_counter()
+        row = {"epoch": float(epoch), **F.run_epoch(train["pos"], train["neg"], params, native, opt, sigmas,
+                                                     lambdas3, rescale, bs, steps, gen)}
+        if use_val:
+            row.update(F.evaluate(val["pos"], val["neg"], native(*params), sigmas, lambdas3, rescale, bs))
+        row["seconds"] = time.perf_counter() - te
+        history.epochs.append(row)
+        if log is not None:
+            log(row)
+        bar.set_postfix(loss=f"{row['loss']:.4g}", mmd=f"{row['mmd']:.3g}")
+        score = row.get("val_loss", row["loss"])
+        if score < best[0] - 1e-7:
+            with torch.no_grad():
+                best = (score, tuple(p.detach().clone() for p in native(*params)))
+            history.best_epoch, bad = epoch, 0
+        else:
+            bad += 1
+            if use_val and cfg["patience"] is not None and bad >= cfg["patience"]:
+                history.stopped_early = True
+                break
+    if use_val and best[1] is not None:
+        return best[1]
+    history.best_epoch = len(history.epochs) - 1
+    with torch.no_grad():
+        return native(*params)
+
+
 def _site_name(hook_name: str) -> str | None:
     try:
         return site_of(hook_name)[1].value
@@ -207,6 +317,8 @@ class MatSteer(Described):
     strength: float = 1.0
     feature_shape: tuple[int, ...] | None = None  #: trailing activation shape it was fitted on
     fit_config: dict[str, Any] = field(default_factory=dict)
+    #: what the fit did, epoch by epoch (``None`` for a loaded or hand-built method; not saved, not compared)
+    history: FitHistory | None = field(default=None, compare=False, repr=False)
     method: ClassVar[str] = "mat-steer"
     state: ClassVar[str] = "mat_steer"
 
@@ -425,8 +537,9 @@ class MatSteer(Described):
         device: Any = None,
         progress: bool = True,
         log: Callable[[dict[str, float]], None] | None = None,
-    ) -> tuple[MatSteer, FitHistory]:
-        """Fit MAT-Steer on activations. Returns ``(method, history)``.
+    ) -> MatSteer:
+        """Fit MAT-Steer on activations. Returns the method; ``method.history`` is the
+        [`FitHistory`][tl_steer.methods.mat_steer.FitHistory] of this fit (not saved with it).
 
         Polarity: ``positive[attr]`` holds activations of the behaviour to steer TOWARD (truthful, non-toxic,
         unbiased); ``negative[attr]`` those to steer AWAY from. The gates learn to fire on negative-like tokens and
@@ -441,14 +554,9 @@ class MatSteer(Described):
         validation loss and the best-validation parameters are returned.
         """
         t0 = time.perf_counter()
-        if not isinstance(preset, str) or preset not in PRESETS:
-            raise SteeringError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
-        given = {"lr": lr, "lambdas": lambdas, "kernel": kernel, "init": init, "standardize": standardize,
-                 "val_fraction": val_fraction, "steps_per_epoch": steps_per_epoch, "gate_init": gate_init,
-                 "gate_scale": gate_scale}
-        if patience != "preset":
-            given["patience"] = patience
-        cfg = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None or k == "patience"}}
+        cfg = _resolve_config(preset, patience, lr=lr, lambdas=lambdas, kernel=kernel, init=init,
+                              standardize=standardize, val_fraction=val_fraction, steps_per_epoch=steps_per_epoch,
+                              gate_init=gate_init, gate_scale=gate_scale)
         _check_numbers(epochs=epochs, batch_size=batch_size, seed=seed, lr=cfg["lr"], sigma=sigma,
                        patience=cfg["patience"], lambdas=cfg["lambdas"])
         _check_choices(cfg, per_head=per_head, rescale=rescale, progress=progress)
@@ -460,86 +568,18 @@ class MatSteer(Described):
             )
         lambdas3 = tuple(float(x) for x in cfg["lambdas"])
         attrs = _check_fit_inputs(positive, negative, cfg, lambdas3, per_head)
-        feat = tuple(positive[attrs[0]].shape[1:])
         device = torch.device(device if device is not None else positive[attrs[0]].device)
-
-        def grouped(x: Tensor) -> Tensor:
-            x = x.detach().to(device=device, dtype=torch.float32)
-            return x if per_head else x.reshape(x.shape[0], 1, -1)
-
         gen = torch.Generator().manual_seed(seed)
-        train: dict[str, list[Tensor]] = {"pos": [], "neg": []}
-        val: dict[str, list[Tensor]] = {"pos": [], "neg": []}
-        for key, sets in (("pos", positive), ("neg", negative)):
-            for a in attrs:
-                tr, va = F.split_train_val(grouped(sets[a]), cfg["val_fraction"], gen)
-                train[key].append(tr)
-                val[key].append(va)
-        use_val = all(v.shape[0] >= 2 for side in val.values() for v in side)
+        train, val = _split(positive, negative, attrs, cfg["val_fraction"], per_head, device, gen)
         every = torch.cat(train["pos"] + train["neg"])
         sigmas = F.bandwidths(every, cfg["kernel"], sigma, gen)
-        history = FitHistory(bandwidths=[float(x) for x in sigmas.flatten()[:16]])
-        with torch.no_grad():
-            m = min(256, *(x.shape[0] for x in train["pos"] + train["neg"]))
-            p0 = torch.stack([x[:m] for x in train["pos"]]).transpose(1, 2)
-            n0 = torch.stack([x[:m] for x in train["neg"]]).transpose(1, 2)
-            history.init_pair_dist = float(F.sq_dists(p0, n0).sqrt().mean())
-        if cfg["kernel"] == "gaussian" and math.exp(-(history.init_pair_dist**2) / (2 * sigma**2)) < 1e-4:
-            warnings.warn(
-                f"MatSteer.fit at {hook_name!r}: the mean distance between positive and negative activations is "
-                f"{history.init_pair_dist:.3g} but the Gaussian kernel bandwidth is sigma={sigma}; kernel values are "
-                "~0 and the MMD gradient vanishes. Use kernel='median' (CLI: --kernel median) or the tuned preset.",
-                stacklevel=2,
-            )
-        # standardised optimisation: same function class and loss, gate logits start O(1) (see to_native)
-        if cfg["standardize"]:
-            mu, scale = every.mean(0), every.std(0).clamp_min(1e-6)
-        else:
-            mu, scale = torch.zeros_like(every[0]), torch.ones_like(every[0])
-        diffs = torch.stack([p.mean(0) - q.mean(0) for p, q in zip(train["pos"], train["neg"], strict=True)]) / scale
-        theta0, w0, b0 = F.init_params(len(attrs), diffs, cfg["init"], gen)
-        if cfg["gate_init"] == "probe":  # each gate starts as a one-vs-rest mean-difference probe
-            w0, b0 = F.probe_gates([(x - mu) / scale for x in train["pos"]], [(x - mu) / scale for x in train["neg"]],
-                                   cfg["gate_scale"])
-        params = tuple(t.clone().requires_grad_() for t in (theta0, w0, b0))
-
-        def native(theta: Tensor, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            return F.to_native(theta, w, b, mu, scale)
-
-        opt = torch.optim.Adam(params, lr=cfg["lr"])
+        history = _start_history(train, sigmas, cfg["kernel"], sigma, hook_name)
+        params, native = _initial_params(train, every, cfg, gen)
         sizes = [x.shape[0] for x in train["pos"] + train["neg"]]
         bs = min(batch_size, *sizes)
         steps = math.ceil((max(sizes) if cfg["steps_per_epoch"] == "largest" else min(sizes)) / bs)
-        best: tuple[float, Any] = (float("inf"), None)
-        bad = 0
-        bar = tqdm(range(epochs), desc=f"MatSteer.fit {hook_name}", disable=not progress, leave=False)
-        for epoch in bar:
-            te = time.perf_counter()
-            row = {"epoch": float(epoch), **F.run_epoch(train["pos"], train["neg"], params, native, opt, sigmas,
-                                                         lambdas3, rescale, bs, steps, gen)}
-            if use_val:
-                row.update(F.evaluate(val["pos"], val["neg"], native(*params), sigmas, lambdas3, rescale, bs))
-            row["seconds"] = time.perf_counter() - te
-            history.epochs.append(row)
-            if log is not None:
-                log(row)
-            bar.set_postfix(loss=f"{row['loss']:.4g}", mmd=f"{row['mmd']:.3g}")
-            score = row.get("val_loss", row["loss"])
-            if score < best[0] - 1e-7:
-                with torch.no_grad():
-                    best = (score, tuple(p.detach().clone() for p in native(*params)))
-                history.best_epoch, bad = epoch, 0
-            else:
-                bad += 1
-                if use_val and cfg["patience"] is not None and bad >= cfg["patience"]:
-                    history.stopped_early = True
-                    break
-        if use_val and best[1] is not None:
-            theta_f, w_f, b_f = best[1]
-        else:
-            with torch.no_grad():
-                theta_f, w_f, b_f = native(*params)
-            history.best_epoch = len(history.epochs) - 1
+        theta_f, w_f, b_f = _train(train, val, params, native, cfg, sigmas, lambdas3, rescale, bs, steps, gen,
+                                   epochs, history, f"MatSteer.fit {hook_name}", progress, log)
         history.seconds = time.perf_counter() - t0
         if not per_head:
             theta_f, w_f, b_f = theta_f[:, 0], w_f[:, 0], b_f[:, 0]
@@ -554,11 +594,9 @@ class MatSteer(Described):
             "n_negative": {a: int(negative[a].shape[0]) for a in attrs},
             "final": {k: last[k] for k in ("loss", "mmd", "val_loss") if k in last},
         }
-        method = cls(
-            hook_name=hook_name, theta=theta_f.clone(), w=w_f.clone(), b=b_f.clone(), attributes=attrs,
-            rescale=rescale, per_head=per_head, strength=strength, feature_shape=feat, fit_config=config,
-        )
-        return method, history
+        return cls(hook_name=hook_name, theta=theta_f.clone(), w=w_f.clone(), b=b_f.clone(), attributes=attrs,
+                   rescale=rescale, per_head=per_head, strength=strength, feature_shape=tuple(positive[attrs[0]].shape[1:]),
+                   fit_config=config, history=history)
 
     @classmethod
     def fit_texts(
@@ -570,7 +608,7 @@ class MatSteer(Described):
         read: Literal["last", "mean"] | int = "last",
         collect_batch_size: int = 8,
         **fit_kwargs: Any,
-    ) -> tuple[MatSteer, FitHistory]:
+    ) -> MatSteer:
         """Collect activations of [`ContrastSet`][tl_steer.pairs.ContrastSet] texts at ``hook_name`` and [`tl_steer.methods.mat_steer.MatSteer.fit()`][tl_steer.methods.mat_steer.MatSteer.fit].
 
         Each set is one attribute; ``read`` says where each text's activation is read.
@@ -590,9 +628,9 @@ class MatSteer(Described):
             kw = dict(read=read, batch_size=collect_batch_size, progress=progress)
             positive[cs.attribute] = collect(model, list(cs.positive), hook_name, **kw).acts[hook_name]
             negative[cs.attribute] = collect(model, list(cs.negative), hook_name, **kw).acts[hook_name]
-        method, history = cls.fit(positive, negative, hook_name, **fit_kwargs)
+        method = cls.fit(positive, negative, hook_name, **fit_kwargs)
         cfg = {**method.fit_config, "read": read if isinstance(read, str) else int(read)}
-        return replace(method, fit_config=cfg), history
+        return replace(method, fit_config=cfg)
 
 
 def _reads(model: TransformerBridge, opts: FitOptions) -> list[str]:
@@ -603,7 +641,7 @@ def _fit(positive: Any, negative: Any, opts: FitOptions) -> MatSteer:
     (name,) = next(iter(positive.values())).keys()
     extra = dict(opts.extra)
     edit_site = extra.pop("edit_site", None)
-    fitted, _ = MatSteer.fit(
+    fitted = MatSteer.fit(
         {a: v[name] for a, v in positive.items()}, {a: v[name] for a, v in negative.items()}, name,
         seed=opts.seed, progress=opts.progress, **extra,
     )
