@@ -8,7 +8,8 @@ PCA add the same vector everywhere. Per model (SmolLM2-135M-Instruct, Gemma-3-27
 * **sentiment**: SST-2 dev sentences, positive (desirable) vs negative (undesirable).
 
 Every method is fitted on the same 200 + 200 texts per attribute (last-token ``resid_pre`` at the middle layer;
-MAT-Steer once on both attributes, tuned preset; SADI on that layer's hidden units, K = 5% of them, signed top),
+MAT-Steer once on both attributes, tuned preset; SADI on that layer's hidden units, K = 5% of them, signed top, and
+``sadi_heads``, SADI's head variant: the top 16 heads by mean ``hook_z`` difference over all layers),
 and applied at every token of 64 + 64 held-out texts per attribute, at 6 strengths each (equal budgets):
 
 * **effect** on undesirable inputs, read downstream of the edit: the last token's projection at the last layer's
@@ -16,7 +17,7 @@ and applied at every token of 64 + 64 held-out texts per attribute, at 6 strengt
   the gap between the fit texts' desirable and undesirable means along it (0 = unchanged, 1 = moved by the whole
   gap; the held-out gap is reported as ``test_gap``);
 * **collateral** on desirable inputs: KL(unsteered || steered) of the next-token distribution, mean over every real
-  token, and the edit norm ``|a' - a| / |a|`` per token at the edited site; the same on undesirable inputs and, for
+  token, and the edit norm ``|a' - a| / |a|`` per token at the edited site (methods that edit that site); the same on undesirable inputs and, for
   MAT-Steer, the mean gate per attribute on each kind of text.
 
 The table interpolates each method's collateral at matched effects (0.25, 0.5, 1.0) along its strength curve.
@@ -52,8 +53,12 @@ from tl_steer.methods.sadi import Sadi  # noqa: E402
 from tl_steer.models import load_named  # noqa: E402
 
 MODELS = {"smollm2": "smollm2-135m-instruct", "gemma3": "gemma3-270m"}
-STRENGTHS = {"caa": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0], "pca": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
-             "mat_steer": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0], "sadi": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}
+_GRID = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+#: every method's strength grid (the same six points; extended by doubling, see MAX_STRENGTH). ``sadi``: hidden
+#: units of the edited layer's residual stream; ``sadi_heads``: the paper's head variant, top-16 heads (``hook_z``)
+#: over all layers
+STRENGTHS = {"caa": _GRID, "pca": _GRID, "mat_steer": _GRID, "sadi": _GRID, "sadi_heads": _GRID}
+SADI_HEADS_K = 16
 MATCHED = (0.25, 0.5, 1.0)
 #: the grid doubles past its last point until the effect reaches max(MATCHED), up to this strength, or until the
 #: undesirable inputs' KL passes MAX_KL (the model no longer says anything like what it said), or the effect stops
@@ -142,6 +147,12 @@ def fit_methods(model, texts: dict, site: str, seed: int) -> dict[str, object]:
                           seed=seed, progress=False)
     for a in texts:
         fitted[("mat_steer", a)] = mat
+    z_names = [f"blocks.{lay}.attn.hook_z" for lay in range(model.cfg.n_layers)]
+    for a in texts:
+        z = {side: ts.collect(model, texts[a][side], z_names, read="last", progress=False).acts
+             for side in ("fit_des", "fit_und")}
+        k = min(SADI_HEADS_K, model.cfg.n_layers * model.cfg.n_heads)
+        fitted[("sadi_heads", a)] = Sadi.from_activations(z["fit_des"], z["fit_und"], k=k)
     return fitted
 
 
@@ -150,14 +161,15 @@ def measure(model, runner: Runner, texts: dict, base: dict, m, s: float, site: s
     """One method at one strength on the held-out texts of one attribute."""
     t1 = time.perf_counter()
     hooks = m.hooks(model, positions="all", strength=s)
+    at_site = all(name == site for name, _ in hooks)  # the edit norm is measured at ``site`` only
     res = {side: runner.run(texts[side], hooks) for side in ("test_des", "test_und")}
     steered_und = float((torch.cat(res["test_und"]["read"]) @ direction).mean())
     row = {"effect": (steered_und - float(proj["test_und"].mean())) / gap, "gap": gap,
            "test_gap": float(proj["test_des"].mean() - proj["test_und"].mean()),
            "kl_des": kl(base["test_des"]["logp"], res["test_des"]["logp"]),
            "kl_und": kl(base["test_und"]["logp"], res["test_und"]["logp"]),
-           "edit_des": float(torch.cat(res["test_des"]["edit"]).mean()),
-           "edit_und": float(torch.cat(res["test_und"]["edit"]).mean())}
+           "edit_des": float(torch.cat(res["test_des"]["edit"]).mean()) if at_site else float("nan"),
+           "edit_und": float(torch.cat(res["test_und"]["edit"]).mean()) if at_site else float("nan")}
     if isinstance(m, MatSteer):
         for side in ("test_des", "test_und"):
             acts = ts.collect(model, texts[side], site, read="all", progress=False)
