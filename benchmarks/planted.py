@@ -49,6 +49,8 @@ CONFIGS = {
     "tuned, lambdas 0.1": {"lambdas": (0.1, 0.1, 0.1)},
     "tuned, multiscale kernel": {"kernel": "multiscale"},
     "probe gates, untrained": {"epochs": 1, "lr": 1e-12, "val_fraction": 0.0},
+    "tuned, dual gate start": {"gate_init": "dual"},
+    "dual gates, untrained": {"gate_init": "dual", "epochs": 1, "lr": 1e-12, "val_fraction": 0.0},
 }
 
 

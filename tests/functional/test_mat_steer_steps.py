@@ -68,3 +68,38 @@ def test_run_epoch_takes_steps_and_lowers_the_loss():
     assert set(ev) == {"val_loss", "val_mmd"} and ev["val_loss"] >= 0
     assert F.total_loss({"mmd": torch.tensor(1.0), "preserve": torch.tensor(2.0), "sparse": torch.tensor(3.0),
                          "ortho": torch.tensor(4.0)}, (0.5, 0.25, 0.125)) == pytest.approx(1 + 1 + 0.75 + 0.5)
+
+
+def test_dual_probe_gates_tell_correlated_attributes_apart():
+    """Three planted shifts with pairwise cosine 0.5: the one-vs-rest probe (``rest="mean"``) still fires on the
+    other attributes' rows (their shifts project onto its direction); the dual probe (``rest="span"``) projects them
+    out. AUC against the other attributes' rows on 2,000 fresh rows: 0.93 vs 0.96; the pure direction u_t would
+    give 0.86 (1.5 sigma), the dual basis 0.96 in the population."""
+    import math
+
+    import torch
+
+    from tl_steer.functional.mat_steer import gates, probe_gates
+
+    def auc(pos, neg):
+        return float((pos[:, None] > neg[None, :]).float().mean())
+
+    g = torch.Generator().manual_seed(0)
+    d, T, n = 64, 3, 1000
+    q, _ = torch.linalg.qr(torch.randn(d, T + 1, generator=g))
+    U = math.sqrt(0.5) * q.T[:T] + math.sqrt(0.5) * q.T[T]
+    pos = [torch.randn(n, 1, d, generator=g) for _ in range(T)]
+    neg = [torch.randn(n, 1, d, generator=g) + 3 * U[t] for t in range(T)]
+    fresh = [torch.randn(2000, 1, d, generator=g) + 3 * U[t] for t in range(T)]
+    res = {}
+    for rest in ("mean", "span"):
+        w, b = probe_gates(pos, neg, 2.0, rest=rest)
+        gt = [gates(x, w, b)[:, 0] for x in fresh]  # (rows, attr)
+        res[rest] = [auc(gt[t][:, t], torch.cat([gt[s][:, t] for s in range(T) if s != t])) for t in range(T)]
+    assert all(s > m + 0.015 for m, s in zip(res["mean"], res["span"], strict=True)) and min(res["span"]) > 0.95, res
+    try:
+        probe_gates(pos, neg, 2.0, rest="all")
+    except ValueError as e:
+        assert "rest" in str(e)
+    else:
+        raise AssertionError("rest='all' was accepted")

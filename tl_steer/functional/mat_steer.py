@@ -191,25 +191,44 @@ def init_params(
 
 
 def probe_gates(
-    groups_pos: list[Float[Tensor, "n g d"]], groups_neg: list[Float[Tensor, "n g d"]], logit: float = 2.0
+    groups_pos: list[Float[Tensor, "n g d"]], groups_neg: list[Float[Tensor, "n g d"]], logit: float = 2.0,
+    rest: str = "mean",
 ) -> tuple[Float[Tensor, "attr g d"], Float[Tensor, "attr g"]]:
-    """Gates that start as one-vs-rest mean-difference probes (in whatever coordinates the rows are given).
+    """Gates that start as mean-difference probes (in whatever coordinates the rows are given).
 
     Gate ``t`` should open on attribute ``t``'s negative (undesirable) rows and stay shut on every other row: the
-    positives of every attribute and the other attributes' negatives. Its direction is ``mean(negative_t)`` minus
-    the mean of the other groups (each group weighted equally), its threshold halfway between ``negative_t``'s mean
-    projection and the *highest* mean projection of another group, and its scale puts the logit at ``+logit`` on
-    ``negative_t``'s mean and ``-logit`` on that nearest other group."""
+    positives of every attribute and the other attributes' negatives. Its direction is
+
+    * ``rest="mean"``: ``mean(negative_t)`` minus the mean of the other groups (each group weighted equally): one
+      vs rest;
+    * ``rest="span"``: attribute ``t``'s shift ``mean(negative_t) - mean(positives)`` with the other attributes'
+      shifts projected out, so that their negatives project where the positives do (the dual basis of the shifts:
+      it tells correlated attributes apart, at some cost in separation from the positives).
+
+    Its threshold is halfway between ``negative_t``'s mean projection and the *highest* mean projection of another
+    group, and its scale puts the logit at ``+logit`` on ``negative_t``'s mean and ``-logit`` on that nearest other
+    group."""
     means_pos = torch.stack([x.mean(0) for x in groups_pos])  # (attr, g, d)
     means_neg = torch.stack([x.mean(0) for x in groups_neg])
     n_attr = means_neg.shape[0]
+    shifts = means_neg - means_pos.mean(0)  # (attr, g, d)
     ws, bs = [], []
     for t in range(n_attr):
-        rest = torch.cat([means_pos, means_neg[[s for s in range(n_attr) if s != t]]])  # (groups, g, d)
-        direction = means_neg[t] - rest.mean(0)  # (g, d)
+        others = [s for s in range(n_attr) if s != t]
+        rest_means = torch.cat([means_pos, means_neg[others]])  # (groups, g, d)
+        if rest == "mean":
+            direction = means_neg[t] - rest_means.mean(0)  # (g, d)
+        elif rest == "span":
+            direction = shifts[t]
+            if others:
+                basis = torch.linalg.qr(shifts[others].permute(1, 2, 0)).Q  # (g, d, attr-1), orthonormal columns
+                direction = direction - einops.einsum(basis, einops.einsum(basis, direction, "g d k, g d -> g k"),
+                                                      "g d k, g k -> g d")
+        else:
+            raise ValueError(f"rest must be 'mean' or 'span', got {rest!r}")
         unit = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         own = (means_neg[t] * unit).sum(-1)  # (g,)
-        nearest = (rest * unit).sum(-1).amax(0)  # (g,)
+        nearest = (rest_means * unit).sum(-1).amax(0)  # (g,)
         gap = (own - nearest).clamp_min(1e-6)
         k = 2 * logit / gap
         ws.append(unit * k[:, None])

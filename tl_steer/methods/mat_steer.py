@@ -146,7 +146,7 @@ def _check_numbers(epochs: Any, batch_size: Any, seed: Any, lr: Any, sigma: Any,
 def _check_choices(cfg: dict[str, Any], **flags: Any) -> None:
     """String choices are among the allowed ones, flags are bools, val_fraction a number in [0, 1)."""
     allowed = {"kernel": ("gaussian", "median", "multiscale"), "init": ("random", "mean_diff"),
-               "steps_per_epoch": ("largest", "smallest"), "gate_init": ("random", "probe")}
+               "steps_per_epoch": ("largest", "smallest"), "gate_init": ("random", "probe", "dual")}
     for key, options in allowed.items():
         if not isinstance(cfg[key], str) or cfg[key] not in options:
             raise SteeringError(f"MatSteer.fit: {key} must be one of {options}, got {cfg[key]!r}")
@@ -235,9 +235,9 @@ def _initial_params(
         mu, scale = torch.zeros_like(every[0]), torch.ones_like(every[0])
     diffs = torch.stack([p.mean(0) - q.mean(0) for p, q in zip(train["pos"], train["neg"], strict=True)]) / scale
     theta0, w0, b0 = F.init_params(len(train["pos"]), diffs, cfg["init"], gen)
-    if cfg["gate_init"] == "probe":  # each gate starts as a one-vs-rest mean-difference probe
+    if cfg["gate_init"] in ("probe", "dual"):  # each gate starts as a mean-difference probe (see F.probe_gates)
         w0, b0 = F.probe_gates([(x - mu) / scale for x in train["pos"]], [(x - mu) / scale for x in train["neg"]],
-                               cfg["gate_scale"])
+                               cfg["gate_scale"], rest="mean" if cfg["gate_init"] == "probe" else "span")
     params = tuple(t.clone().requires_grad_() for t in (theta0, w0, b0))
 
     def native(theta: Tensor, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -530,7 +530,7 @@ class MatSteer(Described):
         val_fraction: float | None = None,
         patience: int | None | Literal["preset"] = "preset",
         steps_per_epoch: Literal["largest", "smallest"] | None = None,
-        gate_init: Literal["random", "probe"] | None = None,
+        gate_init: Literal["random", "probe", "dual"] | None = None,
         gate_scale: float | None = None,
         rescale: bool = True,
         strength: float = 1.0,
