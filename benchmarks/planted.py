@@ -188,6 +188,37 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def summary_table(rows: list[dict]) -> str:
+    """One row per cell: the default (tuned) preset's numbers, the probe-started gates before training, the
+    dual-started gates (where run), and how many seeds meet each of the issue's targets."""
+    keys = ("base", "d", "n", "T", "corr")
+    cells: dict[tuple, dict[str, list[dict]]] = {}
+    for r in rows:
+        cells.setdefault(tuple(r[k] for k in keys), {}).setdefault(r["config"], []).append(r)
+
+    def m(rs: list[dict] | None, k: str, fmt: str = ".3f") -> str:
+        vals = [r[k] for r in rs or [] if not math.isnan(r[k])]
+        return format(sum(vals) / len(vals), fmt) if vals else "–"
+
+    lines = ["| base | d | n | T | cos | gate AUC | probe AUC | AUC vs others | removed | edit on desirable | "
+             "untrained probe gates: AUC / vs others | dual start, trained: vs others | untrained dual: vs others | "
+             "seeds meeting AUC / vs others / removed / edit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, by in sorted(cells.items(), key=lambda kv: kv[0]):
+        t = by.get("tuned")
+        if not t:
+            continue
+        met = [planted_targets for planted_targets in (targets(r) for r in t)]
+        counts = "/".join(str(sum(x[k] for x in met)) for k in ("auc", "auc_others", "removed", "edit_des"))
+        u = by.get("probe gates, untrained")
+        lines.append(
+            f"| {' | '.join(str(x) for x in key)} | {m(t, 'auc')} | {m(t, 'probe_auc')} | {m(t, 'auc_others')} | "
+            f"{m(t, 'removed', '.2f')} | {m(t, 'edit_des', '.2f')} | {m(u, 'auc')} / {m(u, 'auc_others')} | "
+            f"{m(by.get('tuned, dual gate start'), 'auc_others')} | {m(by.get('dual gates, untrained'), 'auc_others')} | "
+            f"{counts} of {len(t)} |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """Left: each fit's gate AUC against its probe ceiling. Right: shift removed against the edit on desirable rows,
     with the target corner (>= 0.9 removed, <= 0.1 edit) shaded."""
@@ -277,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"edit_des {r['edit_des']:.2f}" for r in new), flush=True)
     md = table(rows)
     (out / "planted.md").write_text(md + "\n")
+    (out / "planted_summary.md").write_text(summary_table(rows) + "\n")
     if rows:
         plot(rows, out / "planted.png")
     print(md)

@@ -246,7 +246,7 @@ def table(rows: list[dict]) -> str:
         out.append(f"**{suite}**\n")
         out.append("| " + " | ".join(keys + ("seeds",) + cols) + " |")
         out.append("|" + "---|" * (len(keys) + 1 + len(cols)))
-        for key, grp in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        for key, grp in sorted(groups.items(), key=lambda kv: kv[0]):
             def m(c: str, grp: list[dict] = grp) -> str:
                 vals = [r[c] for r in grp if not math.isnan(r[c])]
                 return f"{sum(vals) / len(vals):.3f}" if vals else "n/a"

@@ -34,6 +34,8 @@ def test_quick_run_and_resume(tmp_path, capsys):
     assert planted.main(["--quick", "--out", str(tmp_path)]) == 0  # resumes: nothing is run twice
     assert len((tmp_path / "cells.jsonl").read_text().splitlines()) == len(rows)
     assert "| gaussian | 32 | 60 | 2 |" in (tmp_path / "planted.md").read_text()
+    summary = (tmp_path / "planted_summary.md").read_text()
+    assert "| gaussian | 32 | 60 | 2 | 0.0 |" in summary and "of 1 |" in summary
 
 
 def test_auc_is_the_mann_whitney_statistic():
