@@ -3,21 +3,19 @@
 The ``TransformerBridge`` costs time on every forward (on SmolLM2 on CPU about 1.3x a plain HF decode step; see
 ``benchmarks/bench_overhead.py``). For generation and evaluation at scale, [`hf_steer`][tl_steer.fast.hf_steer] lowers the same hooks
 onto PyTorch hooks of the HF modules the TL hook names stand for, with the same position scopes (a position tracker
-on the HF model plays the bridge's):
+on the HF model plays the bridge's).
 
-| TL hook | HF module hook (Llama-style decoder layer ``model.layers[L]``) |
-|---|---|
-| ``blocks.L.hook_resid_pre`` | pre-hook on the layer: its ``hidden_states`` input |
-| ``blocks.L.hook_resid_post`` | hook on the layer: its output |
-| ``blocks.L.attn.hook_z`` | pre-hook on ``self_attn.o_proj``: its input viewed as ``(batch, pos, head, d_head)`` |
-| ``blocks.L.mlp.hook_post`` | pre-hook on ``mlp.down_proj``: its input |
-| ``blocks.L.hook_mlp_out`` | hook on ``mlp``: its output |
-| ``blocks.L.hook_attn_out`` | hook on ``self_attn``: the first element of its output |
-
-Architectures with post-norms (Gemma: ``post_attention_layernorm`` *after* attention) and ``hook_resid_mid`` are
-refused: their TL hooks are not one HF tensor. The HF model must hold the bridge's weights (for example
-``models.load_hf`` of the same name, or ``models.tiny_hf_model(with_hf=True)``); tests check that tokens and logits
-equal the bridge path for every method and scope.
+Where each TL hook lives in the HF model is the architecture's site table
+([`tl_steer.arch.ARCH_SITES`][tl_steer.arch.ARCH_SITES]): ``resid_pre`` / ``resid_post`` are the decoder layer's input
+and output, ``z`` the input of the attention output projection (viewed as ``(batch, pos, head, d_head)``),
+``mlp_post`` the input of the MLP's down projection, ``attn_out`` / ``mlp_out`` the outputs of the modules the table
+names (Gemma 2 and 3: the post-norms' outputs). Tables exist for Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma,
+Gemma 2, Gemma 3, GPT-2, GPT-NeoX, OPT, Falcon and BLOOM; every entry is tested against the bridge (same logits
+within 1e-4, same greedy tokens with the KV cache). ``resid_mid`` (a sum inside the layer) and BLOOM's ``attn_out`` /
+``mlp_out`` (BLOOM adds the residual inside those modules) are not one HF tensor and are refused with that reason.
+The HF model must hold the bridge's weights (for example ``models.load_hf`` of the same name, or
+``models.tiny_hf_model(with_hf=True)``). Plain HF GPT-2 does not derive position ids from a left-padded attention
+mask (the bridge does): pass ``position_ids`` for left-padded GPT-2 batches.
 
     hooks = method.hooks(bridge, positions="last_prompt+generated")     # built for the bridge, as always
     with hf_steer(bridge, hf_model, hooks):
@@ -47,6 +45,7 @@ from .core import (
     module_tracker,
     tracker_for,
 )
+from .arch import arch_sites, check_site, submodule
 from .errors import HookNameError, SteeringError
 from .sites import Site, site_of
 
@@ -58,52 +57,75 @@ class _Name:
     name: str
 
 
-def _layers(hf_model: torch.nn.Module) -> Any:
-    inner = getattr(hf_model, "model", None)
-    layers = getattr(inner, "layers", None)
-    if layers is None:
-        raise SteeringError(
-            f"{type(hf_model).__name__} has no model.layers: the fast path supports Llama-style decoder stacks"
-        )
-    return layers
-
-
 def _replace_first(args: tuple, kwargs: dict, key: str, fn: Any) -> tuple[tuple, dict]:
     if args:
         return (fn(args[0]), *args[1:]), kwargs
     return args, {**kwargs, key: fn(kwargs[key])}
 
 
+@dataclass(frozen=True)
+class _Handles:
+    """Several PyTorch hook handles removed together."""
+
+    handles: list[Any]
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _first(out: Any, fn: Any) -> Any:
+    """``fn`` applied to a module's output, or to the first element of a tuple output."""
+    return (fn(out[0]), *out[1:]) if isinstance(out, tuple) else fn(out)
+
+
 def _lower(hf_model: torch.nn.Module, name: str, fn: HookFn, n_heads: int) -> Any:
-    """Register ``fn`` (a TL hook function) on the HF module ``name`` stands for; returns the handle."""
+    """Register ``fn`` (a TL hook function) on the HF tensor ``name`` stands for (the architecture's site table,
+    [`tl_steer.arch.ARCH_SITES`][tl_steer.arch.ARCH_SITES]); returns the handle."""
     layer, site = site_of(name)
-    block = _layers(hf_model)[layer]
-    if hasattr(block, "post_feedforward_layernorm") or hasattr(block, "pre_feedforward_layernorm"):
-        raise SteeringError(
-            f"{type(block).__name__} has post-norms: TL's {name!r} is not one HF tensor there; steer through the bridge"
-        )
+    table = arch_sites(hf_model)
+    check_site(table, site, name)
+    block = submodule(hf_model, table.layers)[layer]
     hook = _Name(name)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        return fn(x, hook=hook)
+
     if site is Site.RESID_PRE:
         return block.register_forward_pre_hook(
-            lambda m, a, k: _replace_first(a, k, "hidden_states", lambda x: fn(x, hook=hook)), with_kwargs=True)
+            lambda m, a, k: _replace_first(a, k, "hidden_states", apply), with_kwargs=True)
     if site is Site.RESID_POST:
-        def post(m: Any, a: Any, k: Any, out: Any) -> Any:
-            return (fn(out[0], hook=hook), *out[1:]) if isinstance(out, tuple) else fn(out, hook=hook)
-        return block.register_forward_hook(post, with_kwargs=True)
+        return block.register_forward_hook(lambda m, a, out: _first(out, apply))
     if site is Site.Z:
         def z(x: torch.Tensor) -> torch.Tensor:
             b, p, d = x.shape
             return fn(x.reshape(b, p, n_heads, d // n_heads), hook=hook).reshape(b, p, d)
-        return block.self_attn.o_proj.register_forward_pre_hook(
+        return submodule(block, table.attn_out_proj).register_forward_pre_hook(
             lambda m, a, k: _replace_first(a, k, "input", z), with_kwargs=True)
-    if site is Site.MLP_POST:
-        return block.mlp.down_proj.register_forward_pre_hook(
-            lambda m, a, k: _replace_first(a, k, "input", lambda x: fn(x, hook=hook)), with_kwargs=True)
-    if site is Site.MLP_OUT:
-        return block.mlp.register_forward_hook(lambda m, a, out: fn(out, hook=hook))
-    if site is Site.ATTN_OUT:
-        return block.self_attn.register_forward_hook(
-            lambda m, a, out: (fn(out[0], hook=hook), *out[1:]) if isinstance(out, tuple) else fn(out, hook=hook))
+    if site in (Site.MLP_POST, Site.MLP_OUT, Site.ATTN_OUT):
+        on = table.mlp_down_proj if site is Site.MLP_POST else table.mlp_out if site is Site.MLP_OUT else table.attn_out
+        module = submodule(block, on)
+        if table.flat_mlp and site is not Site.ATTN_OUT:  # (batch * pos, f) rows: show them as (batch, pos, f)
+            shape: dict[str, tuple[int, int]] = {}
+
+            def record(m: Any, a: tuple, k: dict) -> None:
+                x = a[0] if a else k["hidden_states"]
+                shape["bp"] = (x.shape[0], x.shape[1])
+
+            def flat(x: torch.Tensor) -> torch.Tensor:
+                if x.ndim != 2:
+                    return apply(x)
+                return apply(x.reshape(*shape["bp"], x.shape[-1])).reshape(x.shape)
+
+            handles = [block.register_forward_pre_hook(record, with_kwargs=True),
+                       module.register_forward_pre_hook(lambda m, a, k: _replace_first(a, k, "input", flat),
+                                                        with_kwargs=True) if site is Site.MLP_POST
+                       else module.register_forward_hook(lambda m, a, out: _first(out, flat))]
+            return _Handles(handles)
+        if site is Site.MLP_POST:
+            return module.register_forward_pre_hook(lambda m, a, k: _replace_first(a, k, "input", apply),
+                                                    with_kwargs=True)
+        return module.register_forward_hook(lambda m, a, out: _first(out, apply))
     raise HookNameError(f"{name!r}: the fast path does not lower {site.value!r} (not one HF tensor); use the bridge")
 
 
