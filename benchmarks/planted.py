@@ -98,7 +98,7 @@ class Base:
         return float((self.pool @ u).std())
 
 
-def real_pool(model_name: str, n_rows: int) -> torch.Tensor:
+def real_pool(model_name: str, n_rows: int, n_texts: int = 400) -> torch.Tensor:
     """Residual-stream activations of neutral text (every token of BoolQ passages) at the middle layer."""
     import tl_steer as ts
     from tl_steer.data import default_data_dir
@@ -106,7 +106,7 @@ def real_pool(model_name: str, n_rows: int) -> torch.Tensor:
     model = ts.load(model_name, device="cpu")
     layer = model.cfg.n_layers // 2
     texts = []
-    for line in (default_data_dir() / "boolq" / "val.jsonl").read_text().splitlines()[:400]:
+    for line in (default_data_dir() / "boolq" / "val.jsonl").read_text().splitlines()[:n_texts]:
         texts.append(json.loads(line)["passage"][:400])
     coll = ts.collect(model, texts, f"blocks.{layer}.hook_resid_pre", read="all", batch_size=8, progress=False)
     acts, mask = coll.acts[f"blocks.{layer}.hook_resid_pre"], coll.mask

@@ -107,3 +107,17 @@ def test_no_linear_gate_removes_90_percent_with_a_10_percent_edit_at_3_sigma():
             feasible.append(removed >= 0.90 and edit <= 0.10)
     assert any(reaches_90)
     assert not any(feasible)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_tuned_preset_meets_every_target_on_smollm2_activations(data_dir):
+    """On SmolLM2's real residual stream (middle layer, neutral BoolQ text, outliers and large norms kept), the issue's
+    cell (d = 576, n = 200, T = 3, shift 3 sigma along each u_t): all four targets, as in the committed grid
+    (3/3 seeds there)."""
+    pytest.importorskip("sklearn")
+    planted = _planted()
+    pool = planted.real_pool("smollm2-135m-instruct", 4000, n_texts=60)
+    cell = {"base": "smollm2", "d": 576, "n": 200, "T": 3, "corr": 0.0, "shift": 3.0, "seed": 0, "epochs": 100}
+    (r,) = planted.run_cell(cell, pool, {"tuned": {}}, n_test=500)
+    assert all(planted.targets(r).values()), r
