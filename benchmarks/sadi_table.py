@@ -55,7 +55,7 @@ from tl_steer.functional.sadi import expand_head_mask, top_k_mask  # noqa: E402
 from tl_steer.methods.sadi import Sadi  # noqa: E402
 from tl_steer.methods.vector import SteeringVectors  # noqa: E402
 from tl_steer.registry import FitOptions, gated_act_fn  # noqa: E402
-from tl_steer.sites import Site, feature_shape, hook_name  # noqa: E402
+from tl_steer.sites import Site, hook_name  # noqa: E402
 
 TASKS = [t[0] for t in SADI_TASKS]
 #: the reference's grids (steering.py): K per variant, and the scale s (delta = s - 1)
@@ -212,15 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         P, N = pos[pairs.attribute], neg[pairs.attribute]
         fitted = {v: Sadi.from_activations({n: P[n] for n in names[v]}, {n: N[n] for n in names[v]}, k=1,
                                            neuron_act=act if v == "neuron" else None) for v in SITES}
-        base_fits = {}
-        for m in BASELINES:
-            spec_m = registry.get(m)
-            o = FitOptions(**{**opts.__dict__, "feature_shapes": {s.value: feature_shape(model, s) for s in Site},
-                              "neuron_act": act,
-                              "groups": {pairs.attribute: pairs.groups} if pairs.groups else {}})
-            wanted = spec_m.reads(model, o)
-            base_fits[m] = spec_m.fit({pairs.attribute: {n: P[n] for n in wanted}},
-                                      {pairs.attribute: {n: N[n] for n in wanted}}, o)
+        ctx = registry.FitContext.of(model, [pairs])
+        base_fits = {m: registry.fit_from_activations(m, model, pos, neg, opts, ctx) for m in BASELINES}
         # Table 4 material: the head-level mean difference (for the fixed vector) and a random-mask generator
         z_names = names["head"]
         diff_z = {n: (P[n].float().mean(0) - N[n].float().mean(0)) for n in z_names}
@@ -418,11 +411,8 @@ def triviaqa(model: Any, args: argparse.Namespace, grid: dict) -> dict[str, Any]
     pos, neg = registry.read_activations(model, [pairs], reads, opts)
     P, N = pos[pairs.attribute], neg[pairs.attribute]
     head = Sadi.from_activations({n: P[n] for n in zn}, {n: N[n] for n in zn}, k=1)
-    o = FitOptions(**{**opts.__dict__, "feature_shapes": {x.value: feature_shape(model, x) for x in Site},
-                      "groups": {pairs.attribute: pairs.groups}})
-    base_fits = {m: registry.get(m).fit({pairs.attribute: {n: P[n] for n in registry.get(m).reads(model, o)}},
-                                        {pairs.attribute: {n: N[n] for n in registry.get(m).reads(model, o)}}, o)
-                 for m in BASELINES}
+    ctx = registry.FitContext.of(model, [pairs])  # one context for every baseline (the neuron_act included)
+    base_fits = {m: registry.fit_from_activations(m, model, pos, neg, opts, ctx) for m in BASELINES}
 
     def em(split_items: list[Any], hooks: list) -> list[float]:
         out = []

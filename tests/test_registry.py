@@ -190,3 +190,26 @@ def test_per_row_strengths_equal_one_run_per_strength(tiny, fitted, positions):
             tiny(x[:2])
         with pytest.raises(ts.SteeringError, match="finite numbers"):
             method.hooks(tiny, strength=[1.0, float("nan")])
+
+
+def test_fit_from_activations_is_the_one_path(tiny):
+    """fit_many = read the activations once + fit_from_activations per method: the same fitted tensors; FitOptions
+    holds only what a user sets (the context is read from the model and the sets)."""
+    from tl_steer.registry import FitContext, fit_from_activations, read_activations
+
+    sets = [ts.ContrastSet("mood", ("good day", "kind words", "a gift"), ("bad day", "cruel words", "an insult"))]
+    opts = ts.FitOptions(layer=1, k=2, progress=False, extra={"epochs": 2})
+    many = ts.fit_many(["caa", "sadi", "mat-steer"], tiny, sets, opts)
+    needed = sorted({n for m in ("caa", "sadi", "mat-steer") for n in registry.get(m).reads(tiny, opts)})
+    pos, neg = read_activations(tiny, sets, needed, opts)
+    ctx = FitContext.of(tiny, sets)
+    for name in ("caa", "sadi", "mat-steer"):
+        own = opts if name == "mat-steer" else ts.FitOptions(layer=1, k=2, progress=False)  # epochs is MAT-Steer's
+        one = fit_from_activations(name, tiny, pos, neg, own, ctx)
+        a, b = one.to_state()[0], many[name].to_state()[0]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert not {"groups", "feature_shapes", "neuron_act"} & set(vars(opts))
+    with pytest.raises(ts.SteeringError, match="belong to none"):
+        fit_from_activations("caa", tiny, pos, neg, opts, ctx)
+    with pytest.raises(ts.SteeringError, match="lack"):
+        fit_from_activations("caa", tiny, {"mood": {}}, {"mood": {}}, ts.FitOptions(layer=1), ctx)

@@ -21,13 +21,13 @@ from .methods import *  # noqa: F403 - the registered methods' classes
 from .methods import __all__ as _methods_all
 from .models import load
 from .pairs import ContrastSet
-from .registry import FitOptions, SteeringMethod, fit, fit_many
+from .registry import FitContext, FitOptions, SteeringMethod, fit, fit_from_activations, fit_many
 from .sites import Site, hook_name
 
 __version__ = "0.1.0"
 
 __all__ = [
-    *_methods_all, "Collection", "ContrastSet", "FitOptions", "HookList", "HookNameError", "ManifestError",
+    *_methods_all, "Collection", "ContrastSet", "FitContext", "FitOptions", "HookList", "HookNameError", "ManifestError",
     "ModelError", "Positions", "ScopeError", "ShapeError", "Site", "SteeringError", "SteeringHook", "SteeringMethod",
-    "collect", "fit", "fit_many", "hook_name", "load", "load_method", "registry", "save", "scoped", "steer", "tracking",
+    "collect", "fit", "fit_from_activations", "fit_many", "hook_name", "load", "load_method", "registry", "save", "scoped", "steer", "tracking",
 ]

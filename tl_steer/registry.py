@@ -109,13 +109,6 @@ class FitOptions:
     #: put a BOS token before each contrast text; None: the tokenizer's own rule (``collect.tokenizer_bos``)
     prepend_bos: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    #: filled by [`fit_many()`][tl_steer.registry.fit_many] from the contrast sets: ``{attribute: (positive groups, negative groups)}``
-    groups: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=dict)
-    #: filled by [`fit_many()`][tl_steer.registry.fit_many]: the model's trailing activation shape at every site, ``{site: shape}``
-    feature_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    #: filled by [`fit_many()`][tl_steer.registry.fit_many]: the MLP activation function's name (``model.cfg.act_fn``) when the MLP is gated,
-    #: i.e. when ``mlp.hook_post = act(hook_pre) * hook_pre_linear`` differs from ``act(hook_pre)``; else None
-    neuron_act: str | None = None
 
     def __post_init__(self) -> None:
         check_int(self.layer, "FitOptions.layer", 0, optional=True)
@@ -139,6 +132,26 @@ class FitOptions:
 
 
 @dataclass(frozen=True)
+class FitContext:
+    """What fitting knows about the model and the contrast sets, beside the activations (the user sets none of it:
+    [`FitContext.of()`][tl_steer.registry.FitContext.of] reads it)."""
+
+    #: ``{attribute: (positive groups, negative groups)}`` from the contrast sets (e.g. one question's answers)
+    groups: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=dict)
+    #: the model's trailing activation shape at every site, ``{site: shape}``
+    feature_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: the MLP activation function's name (``model.cfg.act_fn``) when the MLP is gated, i.e. when
+    #: ``mlp.hook_post = act(hook_pre) * hook_pre_linear`` differs from ``act(hook_pre)``; else None
+    neuron_act: str | None = None
+
+    @classmethod
+    def of(cls, model: TransformerBridge, sets: Sequence[ContrastSet] = ()) -> FitContext:
+        """The context of fitting on ``model`` from ``sets``."""
+        return cls({s.attribute: s.groups for s in sets if s.groups is not None},
+                   {site.value: feature_shape(model, site) for site in Site}, gated_act_fn(model))
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """One registry entry."""
 
@@ -146,7 +159,7 @@ class MethodSpec:
     summary: str  #: one line for help texts
     cls: type  #: the fitted type (its ``state`` class attribute names it in saved manifests)
     reads: Callable[[Any, FitOptions], list[str]]  #: hook names whose activations ``fit`` needs, on ``model``
-    fit: Callable[[Acts, Acts, FitOptions], Any]  #: ``(positive, negative, options) -> fitted method``
+    fit: Callable[[Acts, Acts, FitOptions, FitContext], Any]  #: ``(positive, negative, options, context) -> method``
     strength: str  #: what the strength scales, for help texts
     default_positions: str  #: position scope used when applying it in evaluations
     grid: tuple[float, ...]  #: strengths tried on the validation split
@@ -236,11 +249,11 @@ def site_norms(positive: Mapping[str, Tensor], negative: Mapping[str, Tensor]) -
     return {k: float(torch.cat([positive[k], negative[k]]).float().flatten(1).norm(dim=1).mean()) for k in positive}
 
 
-def pooled_groups(positive: Acts, opts: FitOptions) -> tuple[list[Any], list[Any]] | None:
+def pooled_groups(positive: Acts, ctx: FitContext) -> tuple[list[Any], list[Any]] | None:
     """Groups of the pooled texts, ``(attribute, group)`` per text in [`pooled()`][tl_steer.registry.pooled] order; None if a set has none."""
-    if not all(a in opts.groups for a in positive):
+    if not all(a in ctx.groups for a in positive):
         return None
-    return ([(a, g) for a in positive for g in opts.groups[a][0]], [(a, g) for a in positive for g in opts.groups[a][1]])
+    return ([(a, g) for a in positive for g in ctx.groups[a][0]], [(a, g) for a in positive for g in ctx.groups[a][1]])
 
 
 def is_paired(positive: Acts, negative: Acts) -> bool:
@@ -276,6 +289,41 @@ def gated_act_fn(model: TransformerBridge) -> str | None:
     return getattr(getattr(model, "cfg", None), "act_fn", None)
 
 
+def _check_extra(chosen: Sequence[MethodSpec], opts: FitOptions) -> None:
+    unknown = set(opts.extra) - {o.name for spec in chosen for o in spec.options}
+    if unknown:
+        raise SteeringError(
+            f"fit options {sorted(unknown)} belong to none of {[s.name for s in chosen]}; "
+            + "; ".join(f"{s.name} takes {[o.name for o in s.options] or 'none'}" for s in chosen)
+        )
+
+
+def _own(spec: MethodSpec, opts: FitOptions) -> FitOptions:
+    own = {o.name for o in spec.options}
+    return FitOptions(**{**opts.__dict__, "extra": {k: v for k, v in opts.extra.items() if k in own}})
+
+
+def fit_from_activations(
+    method: str, model: TransformerBridge, positive: Acts, negative: Acts, opts: FitOptions | None = None,
+    context: FitContext | None = None,
+) -> Any:
+    """Fit one registered method from activations already read: ``{attribute: {hook_name: (n, *feature)}}`` per
+    side, holding at least the hooks ``get(method).reads(model, opts)`` names (e.g. from
+    [`read_activations()`][tl_steer.registry.read_activations], once for several methods). ``context`` defaults to
+    ``FitContext.of(model)`` (no groups)."""
+    opts = opts or FitOptions()
+    spec = get(method)
+    _check_extra([spec], opts)
+    own = _own(spec, opts)
+    ctx = context if context is not None else FitContext.of(model)
+    wanted = spec.reads(model, own)
+    missing = [n for n in wanted if any(n not in v for v in (*positive.values(), *negative.values()))]
+    if missing:
+        raise SteeringError(f"{spec.name} reads {wanted}; the activations lack {missing}: read them first")
+    return spec.fit({a: {k: v[k] for k in wanted} for a, v in positive.items()},
+                    {a: {k: v[k] for k in wanted} for a, v in negative.items()}, own, ctx)
+
+
 def fit_many(
     methods: Sequence[str], model: TransformerBridge, sets: Sequence[ContrastSet], opts: FitOptions | None = None
 ) -> dict[str, Any]:
@@ -286,31 +334,14 @@ def fit_many(
     """
     opts = opts or FitOptions()
     chosen = [get(m) for m in methods]
-    unknown = set(opts.extra) - {o.name for spec in chosen for o in spec.options}
-    if unknown:
-        raise SteeringError(
-            f"fit options {sorted(unknown)} belong to none of {[s.name for s in chosen]}; "
-            + "; ".join(f"{s.name} takes {[o.name for o in s.options] or 'none'}" for s in chosen)
-        )
+    _check_extra(chosen, opts)
     needed: list[str] = []
     for spec in chosen:
-        needed += [n for n in spec.reads(model, opts) if n not in needed]
+        needed += [n for n in spec.reads(model, _own(spec, opts)) if n not in needed]
     positive, negative = read_activations(model, sets, needed, opts)
-    groups = {s.attribute: s.groups for s in sets if s.groups is not None}
-    shapes = {site.value: feature_shape(model, site) for site in Site}
-    act = gated_act_fn(model)
-    out: dict[str, Any] = {}
-    for spec in chosen:
-        own = {o.name for o in spec.options}
-        spec_opts = FitOptions(**{**opts.__dict__, "extra": {k: v for k, v in opts.extra.items() if k in own},
-                                  "groups": groups, "feature_shapes": shapes, "neuron_act": act})
-        wanted = spec.reads(model, spec_opts)
-        out[spec.name] = spec.fit(
-            {a: {k: v[k] for k in wanted} for a, v in positive.items()},
-            {a: {k: v[k] for k in wanted} for a, v in negative.items()},
-            spec_opts,
-        )
-    return out
+    ctx = FitContext.of(model, sets)
+    return {spec.name: fit_from_activations(spec.name, model, positive, negative, _own(spec, opts), ctx)
+            for spec in chosen}
 
 
 def fit(method: str, model: TransformerBridge, sets: Sequence[ContrastSet], opts: FitOptions | None = None) -> Any:

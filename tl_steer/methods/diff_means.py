@@ -131,7 +131,7 @@ SPEC = MethodSpec(
     summary="CAA / mean difference: a + s*v, v = mean(positive) - mean(negative) at one site",
     cls=SteeringVectors,
     reads=_reads,
-    fit=lambda positive, negative, opts: mean_diff_from_activations(pooled(positive), pooled(negative)),
+    fit=lambda positive, negative, opts, ctx: mean_diff_from_activations(pooled(positive), pooled(negative)),
     strength="s scales the mean-difference vector",
     default_positions="all",
     grid=(1.0, 2.0, 4.0, 8.0),

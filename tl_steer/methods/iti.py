@@ -271,9 +271,9 @@ SPEC = MethodSpec(
     summary="ITI: z_h + s*std_h*dir_h on the K heads whose linear probes separate the contrast best",
     cls=Iti,
     reads=_reads,
-    fit=lambda positive, negative, opts: Iti.from_activations(
+    fit=lambda positive, negative, opts, ctx: Iti.from_activations(
         pooled(positive), pooled(negative), k=opts.k_or(8), seed=opts.seed, paired=is_paired(positive, negative),
-        groups=pooled_groups(positive, opts), **opts.extra,
+        groups=pooled_groups(positive, ctx), **opts.extra,
     ),
     strength="s is alpha, in units of each head's projection std",
     default_positions="all",

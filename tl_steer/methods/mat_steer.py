@@ -60,7 +60,7 @@ from ..core import (
 )
 from ..errors import HookNameError, ManifestError, ShapeError, SteeringError, check_int, ensure_finite
 from ..functional import mat_steer as F
-from ..registry import Described, FitOption, FitOptions, MethodSpec
+from ..registry import Described, FitContext, FitOption, FitOptions, MethodSpec
 from ..sites import Site, feature_shape, hook_name, site_of, validate_hook_name
 
 STATE_VERSION = 2
@@ -637,7 +637,7 @@ def _reads(model: TransformerBridge, opts: FitOptions) -> list[str]:
     return [hook_name(opts.layer_of(model.cfg.n_layers), opts.site or Site.RESID_PRE)]
 
 
-def _fit(positive: Any, negative: Any, opts: FitOptions) -> MatSteer:
+def _fit(positive: Any, negative: Any, opts: FitOptions, ctx: FitContext) -> MatSteer:
     (name,) = next(iter(positive.values())).keys()
     extra = dict(opts.extra)
     edit_site = extra.pop("edit_site", None)
@@ -647,7 +647,7 @@ def _fit(positive: Any, negative: Any, opts: FitOptions) -> MatSteer:
     )
     if edit_site is not None:
         site = Site(edit_site)
-        fitted = fitted.at(hook_name(site_of(name)[0], site), opts.feature_shapes[site.value])
+        fitted = fitted.at(hook_name(site_of(name)[0], site), ctx.feature_shapes[site.value])
     return fitted
 
 

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .._typecheck import typed
 from ..errors import SteeringError
-from ..registry import FitOptions, MethodSpec, check_pairs, is_paired, pooled, site_norms
+from ..registry import FitContext, FitOptions, MethodSpec, check_pairs, is_paired, pooled, site_norms
 from ..sites import Site, hook_name
 from .vector import SteeringVectors
 
@@ -65,7 +65,7 @@ def pca_from_activations(
     return SteeringVectors(vectors, strength, NAME, site_norms(positive, negative))
 
 
-def _fit(positive: Any, negative: Any, opts: FitOptions) -> SteeringVectors:
+def _fit(positive: Any, negative: Any, opts: FitOptions, ctx: FitContext) -> SteeringVectors:
     if not is_paired(positive, negative):
         raise SteeringError("pca needs paired contrast sets (as many positive as negative texts, aligned)")
     return pca_from_activations(pooled(positive), pooled(negative), seed=opts.seed)

@@ -71,7 +71,7 @@ from ..functional.sadi import (
     top_k_mask,
 )
 from ..pairs import ContrastSet
-from ..registry import Described, FitOption, FitOptions, MethodSpec, gated_act_fn, pooled
+from ..registry import Described, FitContext, FitOption, FitOptions, MethodSpec, gated_act_fn, pooled
 from ..sites import Site, check_activation, feature_shape, hook_name, parse_site, site_of, validate_hook_name
 
 
@@ -412,9 +412,9 @@ def _reads(model: TransformerBridge, opts: FitOptions) -> list[str]:
     return [hook_name(layer, site) for layer in range(model.cfg.n_layers)]
 
 
-def _fit(positive: Any, negative: Any, opts: FitOptions) -> Sadi:
+def _fit(positive: Any, negative: Any, opts: FitOptions, ctx: FitContext) -> Sadi:
     extra = {k: v for k, v in opts.extra.items() if k != "rank"}
-    return Sadi.from_activations(pooled(positive), pooled(negative), k=opts.k_or(8), neuron_act=opts.neuron_act, **extra)
+    return Sadi.from_activations(pooled(positive), pooled(negative), k=opts.k_or(8), neuron_act=ctx.neuron_act, **extra)
 
 
 SPEC = MethodSpec(
