@@ -306,3 +306,20 @@ def test_last_scope_is_the_last_real_token_of_each_forward(tiny_hf):
     items = [MCItem("Q: what is it?\nA:", (" a cat", " a dog on a log"), (1, 0))]
     assert score_items(tiny_hf, items, sv.hooks(tiny_hf, positions="last")) == score_items(tiny_hf, items)
     assert score_items(tiny_hf, items, sv.hooks(tiny_hf, positions="generated")) != score_items(tiny_hf, items)
+
+
+def test_steer_takes_tl_name_filters(tiny):
+    """As TL's run_with_hooks: a callable name filter hooks every matching HookPoint once (not once per alias), and a
+    filter that matches nothing is an error."""
+    seen: list[str] = []
+
+    def rec(act, hook):
+        seen.append(hook.name)
+        return act
+
+    toks = torch.tensor([[1, 5, 7, 9]])
+    with steer(tiny, [(lambda n: n.endswith("hook_resid_pre"), rec)]):
+        tiny(toks)
+    assert len(seen) == tiny.cfg.n_layers and len(set(seen)) == len(seen)
+    with pytest.raises(SteeringError, match="matches no hook"):
+        steer(tiny, [(lambda n: n == "no.such.hook", rec)])

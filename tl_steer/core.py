@@ -576,7 +576,8 @@ def flatten_hooks(hooks: Iterable[Any]) -> HookList:
             raise SteeringError(
                 f"steer() got a {type(item).__name__}; pass its hook list: method.hooks(model, ...)"
             )
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+        if isinstance(item, tuple) and len(item) == 2 and (isinstance(item[0], str) or (
+                callable(item[0]) and callable(item[1]) and not isinstance(item[0], tuple))):
             out.append(item)
         elif isinstance(item, (list, tuple)):
             out.extend(flatten_hooks(item))
@@ -621,6 +622,29 @@ class HookBlock:
             stack.close()
 
 
+def expand_filters(model: TransformerBridge, pairs: HookList) -> HookList:
+    """TL's name filters: a pair ``(filter, fn)`` whose filter is a callable ``name -> bool`` becomes one pair per
+    HookPoint of ``model`` whose name passes it, in ``model.hook_dict`` order. A HookPoint that TL lists under several
+    names (canonical and legacy aliases) is hooked once, under the first name that passes; a filter that passes
+    nothing is an error (a typo would otherwise steer nothing)."""
+    out: HookList = []
+    for name, fn in pairs:
+        if isinstance(name, str):
+            out.append((name, fn))
+            continue
+        seen: set[int] = set()
+        hits = []
+        for hook_name_, hp in getattr(model, "hook_dict", {}).items():
+            if id(hp) in seen or not name(hook_name_):
+                continue
+            seen.add(id(hp))
+            hits.append((hook_name_, fn))
+        if not hits:
+            raise SteeringError(f"the name filter {name!r} matches no hook of this model; check it against model.hook_dict")
+        out.extend(hits)
+    return out
+
+
 def check_hook_pairs(pairs: HookList, tracker: PositionTracker | None, fix: str) -> None:
     """Every hook is callable, and every scoped hook was built for the model whose position tracker is ``tracker``
     (else ``"the hook for ... was built for another model; " + fix``)."""
@@ -642,7 +666,8 @@ class steer(HookBlock):  # noqa: N801 - used like a function: ``with steer(model
     Args:
         model: the ``TransformerBridge`` to steer.
         *hooks: hook lists ``[(hook_name, fn), ...]`` (as returned by ``method.hooks(model)``) or single pairs;
-            several lists are concatenated and all run.
+            several lists are concatenated and all run. As in TL's ``run_with_hooks``, a name may be a filter,
+            a callable ``name -> bool`` ([`expand_filters()`][tl_steer.core.expand_filters]).
 
     ``with steer(model, hooks) as m:`` gives back ``model``.
     """
@@ -652,7 +677,7 @@ class steer(HookBlock):  # noqa: N801 - used like a function: ``with steer(model
 
     def __init__(self, model: TransformerBridge, *hooks: Sequence[tuple[str, HookFn]] | tuple[str, HookFn]) -> None:
         super().__init__()
-        pairs = flatten_hooks(hooks)
+        pairs = expand_filters(model, flatten_hooks(hooks))
         for name, _ in pairs:
             validate_hook_name(model, name)
         check_hook_pairs(pairs, _TRACKERS.get(model), "build it for this one: method.hooks(model)")

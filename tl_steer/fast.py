@@ -40,6 +40,7 @@ from .core import (
     Scoped,
     ThreadBound,
     check_hook_pairs,
+    expand_filters,
     flatten_hooks,
     model_lock,
     module_tracker,
@@ -165,7 +166,7 @@ class hf_steer(HookBlock):  # noqa: N801 - used like a function: ``with hf_steer
 
     def __init__(self, bridge: TransformerBridge, hf_model: torch.nn.Module, *hooks: Sequence[tuple[str, HookFn]]) -> None:
         super().__init__()
-        pairs = flatten_hooks(hooks)
+        pairs = expand_filters(bridge, flatten_hooks(hooks))
         _check_twin(bridge, hf_model)
         n_layers = int(bridge.cfg.n_layers)
         for name, _ in pairs:
