@@ -37,9 +37,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from tl_steer import registry, steer  # noqa: E402
-from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.collect import collect  # noqa: E402
 from tl_steer.fast import hf_steer  # noqa: E402
+from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.pairs import ContrastSet  # noqa: E402
 from tl_steer.registry import FitOptions  # noqa: E402
 from tl_steer.sites import hook_name  # noqa: E402
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         pos = {f"a{t}": torch.randn(n, model.cfg.d_model, generator=g) + t for t in range(3)}
         neg = {f"a{t}": torch.randn(n, model.cfg.d_model, generator=g) - t for t in range(3)}
         t0 = time.perf_counter()
-        hist = MatSteer.fit(pos, neg, name, epochs=2, patience=None, seed=0, progress=False, device=dev)
+        MatSteer.fit(pos, neg, name, epochs=2, patience=None, seed=0, progress=False, device=dev)
         fit_times[n] = {"seconds_per_epoch": (time.perf_counter() - t0) / 2}
     report["mat_steer_fit"] = fit_times
 

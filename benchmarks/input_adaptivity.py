@@ -107,13 +107,13 @@ class Runner:
             tokens, mask = tokenize_left(self.model, texts[i: i + self.batch_size])
             seen: dict[str, torch.Tensor] = {}
 
-            def before(act, hook):
+            def before(act, hook, seen=seen):
                 seen["pre"] = act.detach().clone()
 
-            def after(act, hook):
+            def after(act, hook, seen=seen):
                 seen["post"] = act.detach().clone()
 
-            def read(act, hook):
+            def read(act, hook, seen=seen):
                 seen["read"] = act[:, -1].detach().float().clone()
 
             with ts.steer(self.model, [(self.site, before), *hooks, (self.site, after), (self.readout, read)]):
@@ -243,7 +243,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     panels = sorted({(r["model"], r["attribute"]) for r in rows})
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.9), squeeze=False)
-    for ax, (model, attr) in zip(axes[0], panels):
+    for ax, (model, attr) in zip(axes[0], panels, strict=True):
         for i, method in enumerate(sorted({r["method"] for r in rows})):
             rs = sorted((r for r in rows if (r["model"], r["attribute"], r["method"]) == (model, attr, method)),
                         key=lambda r: r["strength"])

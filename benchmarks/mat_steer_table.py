@@ -36,13 +36,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from tl_steer import FitOptions, registry  # noqa: E402
-from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.eval import steering  # noqa: E402
 from tl_steer.eval.gates import gate_selectivity, load_paradetox, plot_gates  # noqa: E402
 from tl_steer.eval.pairs import build_contrast  # noqa: E402
 from tl_steer.eval.report import write_json  # noqa: E402
 from tl_steer.eval.run import EvalResult, evaluate  # noqa: E402
 from tl_steer.io import atomic_write_text  # noqa: E402
+from tl_steer.models import load_named as load_model  # noqa: E402
 
 TASKS = ("truthfulqa_mc2", "toxigen", "bbq")
 TARGET = "mat-steer"

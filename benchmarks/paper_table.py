@@ -29,11 +29,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from tl_steer import registry  # noqa: E402
-from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.eval import steering  # noqa: E402
 from tl_steer.eval.pairs import build_contrast  # noqa: E402
 from tl_steer.eval.report import markdown_table, plot, write_json, write_markdown  # noqa: E402
 from tl_steer.eval.run import evaluate  # noqa: E402
+from tl_steer.models import load_named as load_model  # noqa: E402
 
 TASKS = ("truthfulqa_mc2", "toxigen", "bbq")
 ALL_METHODS = (*steering.BASELINES, *steering.fitted_names())

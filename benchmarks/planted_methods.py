@@ -267,7 +267,7 @@ def plot(rows: list[dict], path: Path) -> None:
               ("neurons", "recall@K of planted units", (("sadi_recall", "SADI-NEURON"),), "ceiling_recall"))
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     markers = {"gaussian": "o", "smollm2": "s", "gemma3": "^"}
-    for ax, (suite, title, methods, ceil) in zip(axes, panels):
+    for ax, (suite, title, methods, ceil) in zip(axes, panels, strict=True):
         rs = [r for r in rows if r["suite"] == suite]
         for i, (col, label) in enumerate(methods):
             for base in markers:

@@ -45,7 +45,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from tl_steer import registry, steer  # noqa: E402
-from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.eval.metrics import paired, per_item  # noqa: E402
 from tl_steer.eval.reference_prompts import SADI_TASKS, reference_pairs  # noqa: E402
 from tl_steer.eval.scoring import score_items, score_last_token  # noqa: E402
@@ -54,6 +53,7 @@ from tl_steer.eval.tasks import get_task, load_task  # noqa: E402
 from tl_steer.functional.sadi import expand_head_mask, top_k_mask  # noqa: E402
 from tl_steer.methods.sadi import Sadi  # noqa: E402
 from tl_steer.methods.vector import SteeringVectors  # noqa: E402
+from tl_steer.models import load_named as load_model  # noqa: E402
 from tl_steer.registry import FitOptions, gated_act_fn  # noqa: E402
 from tl_steer.sites import Site, hook_name  # noqa: E402
 

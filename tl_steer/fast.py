@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ._types import TransformerBridge
+from .arch import arch_sites, check_site, submodule
 from .core import (
     HookBlock,
     HookFn,
@@ -46,7 +47,6 @@ from .core import (
     module_tracker,
     tracker_for,
 )
-from .arch import arch_sites, check_site, submodule
 from .errors import HookNameError, SteeringError
 from .sites import Site, site_of
 

@@ -44,8 +44,8 @@ def test_balance_key_equalises_answers_on_both_sides():
 def test_task_contrast_sets_are_answer_balanced(data_dir):
     tox = build_contrast("toxigen", data_dir, limit=200)
     assert sum(p.endswith(" No") for p in tox.positive) == sum(n.endswith(" No") for n in tox.negative) > 10
-    from tl_steer.eval.tasks import get_task
     from tl_steer.eval.splits import select
+    from tl_steer.eval.tasks import get_task
 
     items = select(load_task("bbq", data_dir), "bbq", "train", 200)
     key = get_task("bbq").balance_key

@@ -8,7 +8,6 @@ from tl_steer import SteeringError
 from tl_steer.eval.tasks import TASKS, get_task, load_task
 
 
-
 @pytest.mark.data
 @pytest.mark.parametrize("name", list(TASKS))
 def test_task_loads_with_documented_size(name, data_dir):

@@ -26,16 +26,16 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..data import default_data_dir
 from ..errors import SteeringError
 from . import reference_prompts
-from .metrics import METRIC_FAMILIES
 from .items import MMLU_COLS, MCItem, csv_rows, data_path, read_rows, winogrande_rows
+from .metrics import METRIC_FAMILIES
 
 
 @dataclass(frozen=True)
