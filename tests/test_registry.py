@@ -213,3 +213,19 @@ def test_fit_from_activations_is_the_one_path(tiny):
         fit_from_activations("caa", tiny, pos, neg, opts, ctx)
     with pytest.raises(ts.SteeringError, match="lack"):
         fit_from_activations("caa", tiny, {"mood": {}}, {"mood": {}}, ts.FitOptions(layer=1), ctx)
+
+
+def test_pairing_is_what_the_builder_declares(tiny):
+    """ContrastSet.paired is the builder's declaration, not a count: labelled texts split by from_labels are not
+    pairs even when both sides have as many texts, and PCA (which needs pairs) refuses them."""
+    from tl_steer.pairs import from_labels
+
+    cs = from_labels("mood", ["good day", "bad day", "kind words", "cruel words"], [1, 0, 1, 0], desirable=1)
+    assert len(cs.positive) == len(cs.negative) and not cs.paired
+    assert ts.ContrastSet("m", ("a", "b"), ("c", "d")).paired  # undeclared: equal counts are taken as pairs
+    assert ts.ContrastSet("m", ("a", "b"), ("c", "d"), pairing=True).paired
+    with pytest.raises(ts.SteeringError, match="declared paired"):
+        ts.ContrastSet("m", ("a", "b"), ("c",), pairing=True)
+    with pytest.raises(ts.SteeringError, match="paired"):
+        ts.fit("pca", tiny, [cs], ts.FitOptions(layer=1, progress=False))
+    ts.fit("pca", tiny, [ts.ContrastSet("mood", cs.positive, cs.negative, pairing=True)], ts.FitOptions(layer=1, progress=False))

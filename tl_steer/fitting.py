@@ -80,12 +80,15 @@ class FitContext:
     #: the MLP activation function's name (``model.cfg.act_fn``) when the MLP is gated, i.e. when
     #: ``mlp.hook_post = act(hook_pre) * hook_pre_linear`` differs from ``act(hook_pre)``; else None
     neuron_act: str | None = None
+    #: ``{attribute: whether its contrast set's texts are aligned pairs}`` (``ContrastSet.paired``)
+    paired: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def of(cls, model: TransformerBridge, sets: Sequence[ContrastSet] = ()) -> FitContext:
         """The context of fitting on ``model`` from ``sets``."""
         return cls({s.attribute: s.groups for s in sets if s.groups is not None},
-                   {site.value: feature_shape(model, site) for site in Site}, gated_act_fn(model))
+                   {site.value: feature_shape(model, site) for site in Site}, gated_act_fn(model),
+                   {s.attribute: s.paired for s in sets})
 
 
 def pooled(acts: Acts, hook_names: Sequence[str] | None = None) -> dict[str, Tensor]:
@@ -130,12 +133,14 @@ def pooled_groups(positive: Acts, ctx: FitContext) -> tuple[list[Any], list[Any]
     return ([(a, g) for a in positive for g in ctx.groups[a][0]], [(a, g) for a in positive for g in ctx.groups[a][1]])
 
 
-def is_paired(positive: Acts, negative: Acts) -> bool:
-    """Every attribute has as many positive as negative rows (pairs in the same order)."""
+def is_paired(positive: Acts, negative: Acts, ctx: FitContext | None = None) -> bool:
+    """Every attribute's rows are pairs in the same order: its contrast set says so (``ctx.paired``), and both sides
+    have as many rows. Without a context (activations from elsewhere) equal counts are taken as pairs."""
     def n(side: Mapping[str, Tensor]) -> int:
         return len(next(iter(side.values())))
 
-    return all(n(positive[a]) == n(negative[a]) for a in positive)
+    declared = ctx.paired if ctx is not None else {}
+    return all(n(positive[a]) == n(negative[a]) and declared.get(a, True) for a in positive)
 
 
 def read_activations(

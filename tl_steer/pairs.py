@@ -24,6 +24,9 @@ class ContrastSet:
     positive: tuple[str, ...]  #: desirable texts
     negative: tuple[str, ...]  #: undesirable texts
     groups: tuple[tuple[Hashable, ...], tuple[Hashable, ...]] | None = None
+    #: whether ``positive[i]`` and ``negative[i]`` are a pair (share a prompt), as the builder knows it; ``None``:
+    #: not declared, taken as paired when both sides have as many texts (see [`paired`][tl_steer.pairs.ContrastSet.paired])
+    pairing: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positive", tuple(self.positive))
@@ -45,10 +48,20 @@ class ContrastSet:
             for t in side:
                 if not isinstance(t, str):
                     raise SteeringError(f"contrast set {self.attribute!r} holds a {type(t).__name__}, expected str")
+        if self.pairing not in (None, True, False):
+            raise SteeringError(f"contrast set {self.attribute!r}: pairing must be True, False or None, got {self.pairing!r}")
+        if self.pairing and len(self.positive) != len(self.negative):
+            raise SteeringError(
+                f"contrast set {self.attribute!r} is declared paired but has {len(self.positive)} positive and "
+                f"{len(self.negative)} negative texts"
+            )
 
     @property
     def paired(self) -> bool:
-        """Whether the set is paired (``positive[i]`` and ``negative[i]`` share a prompt)."""
+        """Whether ``positive[i]`` and ``negative[i]`` are a pair: what the builder declared (``pairing``), or, when
+        it declared nothing, whether both sides have as many texts (the only thing a count can tell)."""
+        if self.pairing is not None:
+            return self.pairing
         return len(self.positive) == len(self.negative)
 
 
@@ -64,4 +77,4 @@ def from_labels(
         )
     pos = [t for t, lab in zip(texts, labels, strict=True) if lab == desirable]
     neg = [t for t, lab in zip(texts, labels, strict=True) if lab != desirable]
-    return ContrastSet(attribute, tuple(pos), tuple(neg))
+    return ContrastSet(attribute, tuple(pos), tuple(neg), pairing=False)

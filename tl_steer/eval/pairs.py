@@ -102,7 +102,7 @@ def reference_contrast(
     neg, gn = _subsample(neg, gn, max_per_side, seed + 1)
     if not pos or not neg:
         raise SteeringError(f"no reference-style texts for {attribute!r}: {len(pos)} positive, {len(neg)} negative")
-    return ContrastSet(attribute, tuple(pos), tuple(neg), (tuple(gp), tuple(gn)))
+    return ContrastSet(attribute, tuple(pos), tuple(neg), (tuple(gp), tuple(gn)), pairing=False)
 
 
 def contrast_from_items(
@@ -148,7 +148,7 @@ def contrast_from_items(
         else:
             keep = torch.randperm(len(pos), generator=torch.Generator().manual_seed(seed))[:max_pairs].sort().values.tolist()
         pos, neg, ids = [pos[i] for i in keep], [neg[i] for i in keep], [ids[i] for i in keep]
-    return ContrastSet(attribute, tuple(pos), tuple(neg), (tuple(ids), tuple(ids)))
+    return ContrastSet(attribute, tuple(pos), tuple(neg), (tuple(ids), tuple(ids)), pairing=True)
 
 
 def build_contrast(

@@ -272,7 +272,7 @@ SPEC = MethodSpec(
     cls=Iti,
     reads=_reads,
     fit=lambda positive, negative, opts, ctx: Iti.from_activations(
-        pooled(positive), pooled(negative), k=opts.k_or(8), seed=opts.seed, paired=is_paired(positive, negative),
+        pooled(positive), pooled(negative), k=opts.k_or(8), seed=opts.seed, paired=is_paired(positive, negative, ctx),
         groups=pooled_groups(positive, ctx), **opts.extra,
     ),
     strength="s is alpha, in units of each head's projection std",

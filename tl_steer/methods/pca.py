@@ -66,7 +66,7 @@ def pca_from_activations(
 
 
 def _fit(positive: Any, negative: Any, opts: FitOptions, ctx: FitContext) -> SteeringVectors:
-    if not is_paired(positive, negative):
+    if not is_paired(positive, negative, ctx):
         raise SteeringError("pca needs paired contrast sets (as many positive as negative texts, aligned)")
     return pca_from_activations(pooled(positive), pooled(negative), seed=opts.seed)
 
