@@ -12,6 +12,7 @@ Steering methods are HookPoint-compatible hook factories: every fitted method ha
 """
 
 from . import registry
+from ._version import __version__ as __version__
 from .collect import Collection, collect
 from .core import HookList, Positions, SteeringHook, scoped, steer, tracking
 from .errors import HookNameError, ManifestError, ModelError, ScopeError, ShapeError, SteeringError
@@ -23,8 +24,6 @@ from .models import load
 from .pairs import ContrastSet
 from .registry import FitContext, FitOptions, SteeringMethod, fit, fit_from_activations, fit_many
 from .sites import Site, hook_name
-
-__version__ = "0.1.0"
 
 __all__ = [
     *_methods_all, "Collection", "ContrastSet", "FitContext", "FitOptions", "HookList", "HookNameError", "ManifestError",

@@ -241,7 +241,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``tl-steer`` argument parser (its help text lists every flag with an example)."""
-    from . import __version__, registry
+    from . import registry
+    from ._version import __version__
     from .eval.steering import BASELINES, conditions
     from .eval.tasks import TASKS
 

@@ -179,7 +179,7 @@ def save(method: Any, path: str | Path, model: TransformerBridge | None = None, 
     """
     from safetensors.torch import save_file
 
-    from . import __version__
+    from ._version import __version__
 
     registry = _registry()
     state = getattr(type(method), "state", None)
