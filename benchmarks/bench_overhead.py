@@ -13,7 +13,9 @@ printed as min / median seconds and **ratios of medians** (never absolute target
 * multiple choice on a long shared prompt with 6 choices: every choice's full sequence (``score_items``) vs the
   prompt run once and the choices scored on its KV cache (``score_items_shared``);
 * per-row strengths: an 8-point strength sweep of a log-prob margin as one batch (a ``(batch,)`` strength) vs 8
-  passes (``tl_steer.sweep.margin_sweep``), for CAA and SADI.
+  passes (``tl_steer.sweep.margin_sweep``), for CAA and SADI;
+* every architecture family with a site table (``tl_steer.arch``), on a tiny random model: the steered fast path
+  against plain HF and the steered bridge against the unsteered one.
 
     python benchmarks/bench_overhead.py                   # SmolLM2 on CPU, ~5-10 min on 2 cores
     python benchmarks/bench_overhead.py --quick           # the tiny HF model, seconds (what the test runs)
@@ -37,6 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from tl_steer import registry, steer  # noqa: E402
+from tl_steer.arch import ARCH_SITES  # noqa: E402, F401 - the families the per-architecture section covers
 from tl_steer.collect import collect  # noqa: E402
 from tl_steer.fast import hf_steer  # noqa: E402
 from tl_steer.models import load_named as load_model  # noqa: E402
@@ -207,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     # ---- evaluation throughput and a cached strength sweep
     report["eval"] = _eval_speed(model, fitted, args)
 
+    # ---- every architecture family with a site table: tiny random models, bridge vs fast path
+    report["architectures"] = _arch_overhead(args.rounds)
+
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
     print(render(report))
@@ -271,6 +277,46 @@ def _eval_speed(model: Any, fitted_for_sweep: dict[str, Any], args: argparse.Nam
             "sweep_speedup": t_full / t_fast, "max_abs_logprob_diff": diff}
 
 
+def _arch_overhead(rounds: int) -> dict[str, dict[str, float]]:
+    """Per architecture family (``tl_steer.arch.ARCH_SITES``), on a tiny random model (2 layers, width 64), forward
+    4 x 32 tokens: the steered fast path (``hf_steer``, one resid_pre hook and one hook_z hook) against plain HF,
+    and the steered bridge against the unsteered bridge. Tiny models measure the per-hook Python cost, not FLOPs."""
+    from tl_steer import scoped, steer
+    from tl_steer.models import tiny_arch_configs, tiny_arch_model
+    from tl_steer.sites import feature_shape
+
+    out: dict[str, dict[str, float]] = {}
+    for arch in tiny_arch_configs():
+        bridge, hf = tiny_arch_model(arch)
+        toks = torch.randint(3, 90, (4, 32), generator=torch.Generator().manual_seed(0))
+        hooks = []
+        for site in ("resid_pre", "z"):
+            vec = torch.randn(*feature_shape(bridge, site), generator=torch.Generator().manual_seed(1))
+            hooks.append((hook_name(1, site), scoped(lambda a, hook, v=vec: a + v, "all", bridge)))
+
+        def bridge_run(h: list, bridge: Any = bridge, toks: torch.Tensor = toks) -> Callable[[], Any]:
+            def run() -> Any:
+                with torch.no_grad(), steer(bridge, h):
+                    return bridge(toks)
+            return run
+
+        def hf_run(h: list | None, hf: Any = hf, bridge: Any = bridge, toks: torch.Tensor = toks) -> Callable[[], Any]:
+            def run() -> Any:
+                with torch.no_grad():
+                    if h is None:
+                        return hf(input_ids=toks).logits
+                    with hf_steer(bridge, hf, h):
+                        return hf(input_ids=toks).logits
+            return run
+
+        res = interleaved({"bridge": bridge_run([]), "bridge+hooks": bridge_run(hooks), "plain HF": hf_run(None),
+                           "fast path+hooks": hf_run(hooks)}, rounds, "cpu")
+        out[arch] = {"bridge+hooks vs bridge": res["bridge+hooks"]["median"] / res["bridge"]["median"],
+                     "fast path+hooks vs plain HF": res["fast path+hooks"]["median"] / res["plain HF"]["median"],
+                     "bridge vs plain HF": res["bridge"]["median"] / res["plain HF"]["median"]}
+    return out
+
+
 def render(r: dict[str, Any]) -> str:
     lines = [f"\n{r['model']} on {r['device']} ({r['threads']} threads), ratios of medians over {r['rounds']} rounds"]
     for key, unit in (("forward_8x64", "seconds"), ("generate_batch1", "seconds_per_token"),
@@ -297,6 +343,12 @@ def render(r: dict[str, Any]) -> str:
     for name, v in e["per_row_strength_sweep"].items():
         lines.append(f"{name} 8-point strength sweep (margin, {len(PROMPTS)} prompts): one batch with per-row strengths "
                      f"{v['speedup']:.2f}x faster than 8 passes (max |Δ| {v['max_abs_diff']:.1e})")
+    if "architectures" in r:
+        lines.append("\ntiny random model per architecture family, forward 4 x 32 (ratios of medians):")
+        lines.append(f"  {'family':<12} bridge+hooks/bridge  fast path+hooks/plain HF  bridge/plain HF")
+        for arch, v in r["architectures"].items():
+            lines.append(f"  {arch:<12} {v['bridge+hooks vs bridge']:>10.2f}x {v['fast path+hooks vs plain HF']:>16.2f}x"
+                         f" {v['bridge vs plain HF']:>18.2f}x")
     return "\n".join(lines)
 
 

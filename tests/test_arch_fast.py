@@ -4,7 +4,6 @@ tokens with the KV cache. Sites that are not one HF tensor in a family are refus
 
 from __future__ import annotations
 
-import copy
 import inspect
 
 import pytest
@@ -14,54 +13,18 @@ import tl_steer as ts
 from tl_steer.arch import ARCH_SITES
 from tl_steer.errors import HookNameError
 from tl_steer.fast import hf_steer
-from tl_steer.models import char_tokenizer
+from tl_steer.models import tiny_arch_configs, tiny_arch_model
 
 SITES = ("resid_pre", "resid_post", "z", "mlp_post", "attn_out", "mlp_out")
-_L = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-          max_position_embeddings=128)
-
-
-def _configs():
-    import transformers as T
-
-    return {  # model_type: (config class, model class, config kwargs)
-        "llama": (T.LlamaConfig, T.LlamaForCausalLM, _L),
-        "mistral": (T.MistralConfig, T.MistralForCausalLM, _L),
-        "qwen2": (T.Qwen2Config, T.Qwen2ForCausalLM, _L),
-        "qwen3": (T.Qwen3Config, T.Qwen3ForCausalLM, {**_L, "head_dim": 16}),
-        "phi3": (T.Phi3Config, T.Phi3ForCausalLM, {**_L, "pad_token_id": 0}),
-        "gemma": (T.GemmaConfig, T.GemmaForCausalLM, {**_L, "head_dim": 16}),
-        "gemma2": (T.Gemma2Config, T.Gemma2ForCausalLM, {**_L, "head_dim": 16}),
-        "gemma3_text": (T.Gemma3TextConfig, T.Gemma3ForCausalLM,
-                        {**_L, "head_dim": 16, "architectures": ["Gemma3ForCausalLM"]}),
-        "gpt2": (T.GPT2Config, T.GPT2LMHeadModel, dict(n_embd=64, n_layer=2, n_head=4, n_positions=128)),
-        "gpt_neox": (T.GPTNeoXConfig, T.GPTNeoXForCausalLM, dict(hidden_size=64, intermediate_size=256,
-                                                                 num_hidden_layers=2, num_attention_heads=4,
-                                                                 max_position_embeddings=128)),
-        "opt": (T.OPTConfig, T.OPTForCausalLM, dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2,
-                                                    num_attention_heads=4, max_position_embeddings=128,
-                                                    word_embed_proj_dim=64)),
-        "falcon": (T.FalconConfig, T.FalconForCausalLM, dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                                             architectures=["FalconForCausalLM"])),
-        "bloom": (T.BloomConfig, T.BloomForCausalLM, dict(hidden_size=64, n_layer=2, n_head=4)),
-    }
 
 
 def test_every_table_has_a_tested_architecture():
-    assert set(_configs()) == set(ARCH_SITES)
+    assert set(tiny_arch_configs()) == set(ARCH_SITES)
 
 
 @pytest.fixture(scope="module", params=sorted(ARCH_SITES))
 def twins(request):
-    from transformer_lens.model_bridge import TransformerBridge
-
-    cfg_cls, model_cls, kw = _configs()[request.param]
-    tok = char_tokenizer()
-    torch.manual_seed(0)
-    hf = model_cls(cfg_cls(vocab_size=len(tok), bos_token_id=1, eos_token_id=2, **kw)).eval()
-    twin = copy.deepcopy(hf)  # the boot rewires hf in place; the twin stays plain Hugging Face
-    bridge = TransformerBridge.boot_transformers("x", hf_model=hf, tokenizer=tok, device="cpu")
-    bridge.eval()
+    bridge, twin = tiny_arch_model(request.param)
     assert twin.config.model_type == request.param
     return request.param, bridge, twin
 

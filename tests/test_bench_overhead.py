@@ -29,3 +29,7 @@ def test_bench_overhead_quick(tmp_path):
     assert r["eval"]["max_abs_logprob_diff"] < 1e-4 and r["eval"]["sweep_points"] == 8
     assert r["eval"]["shared_prompt_mc"]["max_abs_logprob_diff"] < 1e-4
     assert all(v["max_abs_diff"] < 1e-4 and v["speedup"] > 0 for v in r["eval"]["per_row_strength_sweep"].values())
+    from tl_steer.arch import ARCH_SITES
+
+    assert set(r["architectures"]) == set(ARCH_SITES)
+    assert all(v > 0 for a in r["architectures"].values() for v in a.values())

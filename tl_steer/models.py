@@ -392,3 +392,55 @@ def load_named(name: str, device: str | torch.device | None = None) -> Transform
         return tiny_hf_model()
     return load(name, device=device)
 
+
+_TINY_SHAPES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, max_position_embeddings=128)
+
+
+def tiny_arch_configs() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
+    """``{HF model_type: (config class, causal-LM class, config kwargs)}``: a 2-layer, width-64 random model of every
+    architecture family with a site table ([`tl_steer.arch.ARCH_SITES`][tl_steer.arch.ARCH_SITES])."""
+    import transformers as T
+
+    s = _TINY_SHAPES
+    return {
+        "llama": (T.LlamaConfig, T.LlamaForCausalLM, s),
+        "mistral": (T.MistralConfig, T.MistralForCausalLM, s),
+        "qwen2": (T.Qwen2Config, T.Qwen2ForCausalLM, s),
+        "qwen3": (T.Qwen3Config, T.Qwen3ForCausalLM, {**s, "head_dim": 16}),
+        "phi3": (T.Phi3Config, T.Phi3ForCausalLM, {**s, "pad_token_id": 0}),
+        "gemma": (T.GemmaConfig, T.GemmaForCausalLM, {**s, "head_dim": 16}),
+        "gemma2": (T.Gemma2Config, T.Gemma2ForCausalLM, {**s, "head_dim": 16}),
+        "gemma3_text": (T.Gemma3TextConfig, T.Gemma3ForCausalLM,
+                        {**s, "head_dim": 16, "architectures": ["Gemma3ForCausalLM"]}),
+        "gpt2": (T.GPT2Config, T.GPT2LMHeadModel, dict(n_embd=64, n_layer=2, n_head=4, n_positions=128)),
+        "gpt_neox": (T.GPTNeoXConfig, T.GPTNeoXForCausalLM, dict(hidden_size=64, intermediate_size=256,
+                                                                 num_hidden_layers=2, num_attention_heads=4,
+                                                                 max_position_embeddings=128)),
+        "opt": (T.OPTConfig, T.OPTForCausalLM, dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2,
+                                                    num_attention_heads=4, max_position_embeddings=128,
+                                                    word_embed_proj_dim=64)),
+        "falcon": (T.FalconConfig, T.FalconForCausalLM, dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                                             architectures=["FalconForCausalLM"])),
+        "bloom": (T.BloomConfig, T.BloomForCausalLM, dict(hidden_size=64, n_layer=2, n_head=4)),
+    }
+
+
+def tiny_arch_model(model_type: str, seed: int = 0) -> tuple[TransformerBridge, Any]:
+    """``(bridge, hf_twin)``: a tiny random model of architecture ``model_type`` booted as a ``TransformerBridge``,
+    and an untouched plain Hugging Face copy with the same weights (the boot rewires its own copy in place)."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    configs = tiny_arch_configs()
+    if model_type not in configs:
+        raise ModelError(f"no tiny config for {model_type!r}; known: {sorted(configs)}")
+    cfg_cls, model_cls, kw = configs[model_type]
+    tok = char_tokenizer()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        hf = model_cls(cfg_cls(vocab_size=len(tok), bos_token_id=1, eos_token_id=2, **kw)).eval()
+    twin = copy.deepcopy(hf)
+    bridge = TransformerBridge.boot_transformers(f"tl_steer-tiny-{model_type}", hf_model=hf, tokenizer=tok, device="cpu")
+    bridge.eval()
+    return bridge, twin
+
