@@ -15,7 +15,9 @@ decoder-layer list and, inside a layer, the modules whose input or output *is* t
 A site missing from a table is not one HF tensor in that family, and the table says why (BLOOM adds the residual
 inside its attention and MLP modules; ``resid_mid`` is a sum that no HF module returns). [`tl_steer.fast.hf_steer`][tl_steer.fast.hf_steer]
 lowers hooks with these tables, and the tests check every entry against the bridge (same logits within 1e-4, same
-greedy tokens). Adding an architecture is one entry here plus its line in the test's config list.
+greedy tokens). Adding an architecture is one entry here plus its tiny random config in
+[`tl_steer.models.tiny_arch_configs()`][tl_steer.models.tiny_arch_configs]: two files, and the tests and the overhead
+benchmark then cover it.
 """
 
 from __future__ import annotations
