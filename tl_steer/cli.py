@@ -142,7 +142,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     hooks: list = []
     cfg: dict[str, Any] = {"positions": args.positions, "strength": args.strength}
     if args.load:
-        method, fitted = steering.load(args.load, model, method)
+        method, fitted = steering.load_fitted(args.load, model, method)
         cfg["loaded_from"] = str(args.load)
         hooks = steering.hooks(method, fitted, model, args.positions, args.strength)
     elif method not in (None, *steering.BASELINES):

@@ -2,7 +2,7 @@
 
 ``none`` and ``prompting`` need no fitting (``prompting`` puts the task's instruction in front of every prompt). The
 steering methods come from [`tl_steer.registry`][tl_steer.registry]: fitting ([`fit()`][tl_steer.eval.steering.fit], [`fit_many()`][tl_steer.eval.steering.fit_many]), applying
-([`hooks()`][tl_steer.eval.steering.hooks]) and loading ([`load()`][tl_steer.eval.steering.load]) dispatch through it, so a newly registered method is evaluated with no
+([`hooks()`][tl_steer.eval.steering.hooks]) and loading ([`load_fitted()`][tl_steer.eval.steering.load_fitted]) dispatch through it, so a newly registered method is evaluated with no
 change here. Single-attribute methods given several contrast sets are fitted on their union; multi-attribute
 methods get one attribute per set.
 """
@@ -19,7 +19,7 @@ from ..errors import SteeringError
 from ..pairs import ContrastSet
 from ..registry import FitOptions
 
-__all__ = ["BASELINES", "FitOptions", "conditions", "fit", "fit_many", "fitted_names", "hooks", "load", "parse_method"]
+__all__ = ["BASELINES", "FitOptions", "conditions", "fit", "fit_many", "fitted_names", "hooks", "load_fitted", "parse_method"]
 
 #: evaluation conditions that are not steering methods
 BASELINES = ("none", "prompting")
@@ -79,7 +79,7 @@ def hooks(method: str, fitted: Any, model: TransformerBridge, positions: str | N
     return fitted.hooks(model, positions=positions or registry.get(m).default_positions, strength=strength)
 
 
-def load(path: Any, model: TransformerBridge, method: str | None = None) -> tuple[str, Any]:
+def load_fitted(path: Any, model: TransformerBridge, method: str | None = None) -> tuple[str, Any]:
     """``(method name, fitted method)`` saved by ``tl-steer fit``; ``method``, when given, must match the artefact."""
     fitted = io.load(path, model=model, expect=_steering(method) if method else None)
     return registry.resolve(fitted.method) or fitted.method, fitted
