@@ -235,6 +235,17 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def gate_md(gate_rows: list[dict]) -> str:
+    """MAT-Steer's gates on held-out texts: AUC against desirable texts and against the other attribute's
+    undesirable texts, at the last token (the rows it was fitted on) and at every token."""
+    lines = ["| model | gate | AUC vs desirable (last token) | AUC vs other attribute (last token) | mean gate: own / "
+             "desirable / other (last token) | AUC vs desirable (every token) |", "|---|---|---|---|---|---|"]
+    for g in gate_rows:
+        lines.append(f"| {g['model']} | {g['attribute']} | {g['auc_last']:.3f} | {g['auc_others_last']:.3f} | "
+                     f"{g['g_own_last']:.2f} / {g['g_des_last']:.2f} / {g['g_other_last']:.2f} | {g['auc_all']:.3f} |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -324,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
                 last_effect = row["effect"]
         del model
     md = table(rows)
+    gates_file = out / "gates.jsonl"
+    if gates_file.exists():
+        md += "\n\n" + gate_md([json.loads(x) for x in gates_file.read_text().splitlines()])
     (out / "input_adaptivity.md").write_text(md + "\n")
     if rows:
         plot(rows, out / "input_adaptivity.png")
