@@ -247,7 +247,7 @@ def plot(rows: list[dict], path: Path) -> None:
     from matplotlib.patches import Rectangle
 
     b.add_patch(Rectangle((0.0, 0.9), 0.1, 0.3, color="green", alpha=0.12, lw=0))
-    b.set_xlim(left=0)
+    b.set_xlim(0, min(1.2, max(r["edit_des"] for r in rows) + 0.05))  # the reference preset's 1-4 is cut off
     b.set(xlabel="edit on desirable rows / shift", ylabel="fraction of the planted shift removed",
           title="Edit where needed, not elsewhere (target: top left)")
     a.legend(fontsize=7, loc="lower right")
