@@ -28,11 +28,11 @@ import torch
 from torch import Tensor
 
 from .._types import TransformerBridge
-from ..collect import ReadSpec, collect
+from ..collect import ReadSpec
 from ..errors import SteeringError
 from ..functional import mean_difference
 from ..pairs import ContrastSet
-from ..registry import FitOptions, MethodSpec, check_pairs, pooled, site_norms
+from ..registry import FitOptions, MethodSpec, check_pairs, pooled, read_activations, site_norms
 from ..sites import Site, hook_name
 from .vector import SteeringVectors
 
@@ -93,10 +93,10 @@ def mean_diff(
     names = _resolve_names(model, hook_names, layer, site)
     if read == "all":
         raise SteeringError("mean_diff needs one vector per text: read='last', 'mean' or a negative int")
-    kw = dict(read=read, batch_size=batch_size, progress=progress, prepend_bos=prepend_bos)
-    pos = collect(model, list(contrast.positive), names, **kw)
-    neg = collect(model, list(contrast.negative), names, **kw)
-    return mean_diff_from_activations(pos.acts, neg.acts, strength=strength, normalize=normalize)
+    opts = FitOptions(read=read, batch_size=batch_size, progress=progress, prepend_bos=prepend_bos)
+    pos, neg = read_activations(model, [contrast], names, opts)  # the one reading path of fitting
+    return mean_diff_from_activations(pos[contrast.attribute], neg[contrast.attribute], strength=strength,
+                                      normalize=normalize)
 
 
 caa = mean_diff  #: CAA is the mean difference over A/B prompts ending in the answer letter

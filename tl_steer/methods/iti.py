@@ -33,7 +33,6 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from .._types import TransformerBridge
-from ..collect import collect
 from ..core import HookList, PositionSpec, saved_strength
 from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import split_indices
@@ -47,6 +46,7 @@ from ..registry import (
     is_paired,
     pooled,
     pooled_groups,
+    read_activations,
     site_norms,
 )
 from ..sites import Site, hook_name, site_of
@@ -225,9 +225,9 @@ class Iti(Described):
         """Collect ``hook_z`` at the last token of every text on ``layers`` (default all) and fit."""
         layers = list(range(model.cfg.n_layers)) if layers is None else [int(x) for x in layers]
         names = [hook_name(lay, Site.Z) for lay in layers]
-        pos = collect(model, list(contrast.positive), names, read="last", batch_size=batch_size, progress=progress)
-        neg = collect(model, list(contrast.negative), names, read="last", batch_size=batch_size, progress=progress)
-        return cls.from_activations(pos.acts, neg.acts, k=k, strength=strength, val_fraction=val_fraction, seed=seed,
+        pos, neg = read_activations(model, [contrast], names, FitOptions(batch_size=batch_size, progress=progress))
+        a = contrast.attribute
+        return cls.from_activations(pos[a], neg[a], k=k, strength=strength, val_fraction=val_fraction, seed=seed,
                                     paired=contrast.paired, l2=l2, groups=contrast.groups)
 
 

@@ -60,7 +60,7 @@ from ..core import (
 )
 from ..errors import HookNameError, ManifestError, ShapeError, SteeringError, check_int, ensure_finite
 from ..functional import mat_steer as F
-from ..registry import Described, FitContext, FitOption, FitOptions, MethodSpec
+from ..registry import Described, FitContext, FitOption, FitOptions, MethodSpec, read_activations
 from ..sites import Site, feature_shape, hook_name, site_of, validate_hook_name
 
 STATE_VERSION = 2
@@ -613,22 +613,18 @@ class MatSteer(Described):
 
         Each set is one attribute; ``read`` says where each text's activation is read.
         """
-        from ..collect import collect
         from ..pairs import ContrastSet
 
         validate_hook_name(model, hook_name)
-        positive: dict[str, Tensor] = {}
-        negative: dict[str, Tensor] = {}
-        progress = fit_kwargs.get("progress", True)
         for cs in contrast_sets:
             if not isinstance(cs, ContrastSet):
                 raise SteeringError(f"fit_texts expects ContrastSet objects, got {type(cs).__name__}")
-            if cs.attribute in positive:
-                raise SteeringError(f"two contrast sets share the attribute name {cs.attribute!r}")
-            kw = dict(read=read, batch_size=collect_batch_size, progress=progress)
-            positive[cs.attribute] = collect(model, list(cs.positive), hook_name, **kw).acts[hook_name]
-            negative[cs.attribute] = collect(model, list(cs.negative), hook_name, **kw).acts[hook_name]
-        method = cls.fit(positive, negative, hook_name, **fit_kwargs)
+        if len({cs.attribute for cs in contrast_sets}) != len(contrast_sets):
+            raise SteeringError(f"two contrast sets share the attribute name: {[cs.attribute for cs in contrast_sets]}")
+        opts = FitOptions(read=read, batch_size=collect_batch_size, progress=fit_kwargs.get("progress", True))
+        pos, neg = read_activations(model, list(contrast_sets), [hook_name], opts)  # the one reading path
+        method = cls.fit({a: v[hook_name] for a, v in pos.items()}, {a: v[hook_name] for a, v in neg.items()},
+                         hook_name, **fit_kwargs)
         cfg = {**method.fit_config, "read": read if isinstance(read, str) else int(read)}
         return replace(method, fit_config=cfg)
 

@@ -71,7 +71,16 @@ from ..functional.sadi import (
     top_k_mask,
 )
 from ..pairs import ContrastSet
-from ..registry import Described, FitContext, FitOption, FitOptions, MethodSpec, gated_act_fn, pooled
+from ..registry import (
+    Described,
+    FitContext,
+    FitOption,
+    FitOptions,
+    MethodSpec,
+    gated_act_fn,
+    pooled,
+    read_activations,
+)
 from ..sites import Site, check_activation, feature_shape, hook_name, parse_site, site_of, validate_hook_name
 
 
@@ -365,9 +374,9 @@ class Sadi(Described):
         feature_shape(model, site)  # validates the site against the model config
         act = _neuron_act(model, site, rank)
         names = [f"blocks.{lay}.mlp.hook_pre" if act else hook_name(lay, site) for lay in layers]
-        pos = collect(model, list(contrast.positive), names, read="last", batch_size=batch_size, progress=progress)
-        neg = collect(model, list(contrast.negative), names, read="last", batch_size=batch_size, progress=progress)
-        return cls.from_activations(pos.acts, neg.acts, k=k, strength=strength, select=select, neuron_act=act)
+        pos, neg = read_activations(model, [contrast], names, FitOptions(batch_size=batch_size, progress=progress))
+        a = contrast.attribute
+        return cls.from_activations(pos[a], neg[a], k=k, strength=strength, select=select, neuron_act=act)
 
 
 _PRE = ".mlp.hook_pre"
