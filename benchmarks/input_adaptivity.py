@@ -101,8 +101,11 @@ class Runner:
         self.model, self.site, self.readout, self.batch_size = model, site, readout, batch_size
 
     @torch.no_grad()
-    def run(self, texts: list[str], hooks: list) -> dict[str, list[torch.Tensor]]:
-        out: dict[str, list[torch.Tensor]] = {"logp": [], "read": [], "edit": [], "mask": []}
+    def run(self, texts: list[str], hooks: list, base: dict | None = None) -> dict[str, list[torch.Tensor]]:
+        """Per batch: the readout, the edit norm per real token, and either the next-token log-probs (``base`` not
+        given: kept in float16, the reference for KL) or the KL from ``base``'s log-probs per real token (nothing
+        of vocabulary size is kept: Gemma-3's 262k-token vocabulary would take gigabytes)."""
+        out: dict[str, list[torch.Tensor]] = {"logp": [], "kl": [], "read": [], "edit": [], "mask": []}
         for i in range(0, len(texts), self.batch_size):
             tokens, mask = tokenize_left(self.model, texts[i: i + self.batch_size])
             seen: dict[str, torch.Tensor] = {}
@@ -120,16 +123,22 @@ class Runner:
                 logits = self.model(tokens, attention_mask=mask, return_type="logits")
             m = mask.bool()
             edit = (seen["post"] - seen["pre"]).float().norm(dim=-1) / seen["pre"].float().norm(dim=-1).clamp_min(1e-6)
-            out["logp"].append(logits.float().log_softmax(-1)[m].cpu())
+            logp = logits.float().log_softmax(-1)[m]
+            if base is None:
+                out["logp"].append(logp.to(torch.float16).cpu())
+            else:
+                ref = base["logp"][i // self.batch_size].float()
+                out["kl"].append((ref.exp() * (ref - logp)).sum(-1).cpu())
+            del logits, logp
             out["read"].append(seen["read"].cpu())
             out["edit"].append(edit[m].cpu())
             out["mask"].append(m.cpu())
         return out
 
 
-def kl(base_logp: list[torch.Tensor], logp: list[torch.Tensor]) -> float:
-    b, s = torch.cat(base_logp), torch.cat(logp)
-    return float((b.exp() * (b - s)).sum(-1).mean())
+def kl(per_token: list[torch.Tensor]) -> float:
+    """Mean KL(unsteered || steered) over every real token."""
+    return float(torch.cat(per_token).mean())
 
 
 def fit_methods(model, texts: dict, site: str, seed: int) -> dict[str, object]:
@@ -162,12 +171,12 @@ def measure(model, runner: Runner, texts: dict, base: dict, m, s: float, site: s
     t1 = time.perf_counter()
     hooks = m.hooks(model, positions="all", strength=s)
     at_site = all(name == site for name, _ in hooks)  # the edit norm is measured at ``site`` only
-    res = {side: runner.run(texts[side], hooks) for side in ("test_des", "test_und")}
+    res = {side: runner.run(texts[side], hooks, base[side]) for side in ("test_des", "test_und")}
     steered_und = float((torch.cat(res["test_und"]["read"]) @ direction).mean())
     row = {"effect": (steered_und - float(proj["test_und"].mean())) / gap, "gap": gap,
            "test_gap": float(proj["test_des"].mean() - proj["test_und"].mean()),
-           "kl_des": kl(base["test_des"]["logp"], res["test_des"]["logp"]),
-           "kl_und": kl(base["test_und"]["logp"], res["test_und"]["logp"]),
+           "kl_des": kl(res["test_des"]["kl"]),
+           "kl_und": kl(res["test_und"]["kl"]),
            "edit_des": float(torch.cat(res["test_des"]["edit"]).mean()) if at_site else float("nan"),
            "edit_und": float(torch.cat(res["test_und"]["edit"]).mean()) if at_site else float("nan")}
     if isinstance(m, MatSteer):

@@ -33,7 +33,8 @@ def test_tiny_run_and_resume(tmp_path, monkeypatch):
     for r in rows:
         assert r["kl_des"] >= -1e-6 and r["edit_des"] >= 0 and math.isfinite(r["effect"])
         if r["strength"] == 0.0:
-            assert r["effect"] == pytest.approx(0.0, abs=1e-5) and r["kl_des"] == pytest.approx(0.0, abs=1e-6)
+            # the unsteered log-probs are kept in float16: KL resolves to about 1e-5
+            assert r["effect"] == pytest.approx(0.0, abs=1e-5) and r["kl_des"] == pytest.approx(0.0, abs=2e-5)
             assert r["edit_des"] == pytest.approx(0.0, abs=1e-6)
         if r["method"] == "mat_steer":
             assert set(r["gates_test_des"]) == {"toxicity", "sentiment"}
