@@ -3,23 +3,15 @@ strength 0 means no KL; the mean-difference vector's effect grows with its stren
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from bench_import import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("input_adaptivity", ROOT / "benchmarks" / "input_adaptivity.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["input_adaptivity"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark('input_adaptivity')
 
 
 def test_tiny_run_and_resume(tmp_path, monkeypatch):

@@ -4,23 +4,15 @@ behave as measured: gates started from the mean-difference probe separate the pl
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
+from bench_import import load_benchmark
 
 
 def _planted():
-    spec = importlib.util.spec_from_file_location("planted", ROOT / "benchmarks" / "planted.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["planted"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark('planted')
 
 
 def test_quick_run_and_resume(tmp_path, capsys):

@@ -4,20 +4,13 @@ what was planted as well as its ceiling allows, and SADI's head score misses a s
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_import import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("planted_methods", ROOT / "benchmarks" / "planted_methods.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["planted_methods"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark('planted_methods')
 
 
 def test_quick_suite_recovers_the_planted_truth_and_resumes(tmp_path):
