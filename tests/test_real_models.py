@@ -91,3 +91,15 @@ def test_relative_strength_carries_over(real):
     (name, vec), = v.vectors.items()
     assert v.strength * float(vec.norm()) == pytest.approx(0.1 * v.site_norms[name], rel=1e-5)
     assert v.site_norms[name] > 10  # real residual norms: ~100s (SmolLM2) to ~1000s (Gemma)
+
+
+def test_the_scoring_bos_rule_is_lm_evaluation_harness_rule_on_both_real_models(real):
+    """One BOS rule for fitting, evaluate and sweep_strength (the model's own tokenizer rule, tl_steer.aligned); on
+    both real models it is lm-evaluation-harness's (a BOS token for Gemma only), so results made with the harness
+    rule reproduce."""
+    from tl_steer.aligned import encode, scoring_bos
+
+    name, model, _ = real
+    assert scoring_bos(model) is ("gemma" in name)
+    ctx, _ = encode(model, "The sky is", " blue")
+    assert (ctx[0] == model.tokenizer.bos_token_id) is ("gemma" in name)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ._types import TransformerBridge
-from .collect import tokenize_left
+from .aligned import aligned_logprobs, continuation_sum, encode, pad_token_id
 from .core import HookList, steer
 from .errors import SteeringError
 from .functional import split_indices
@@ -133,43 +133,26 @@ def margin_sweep(
     With ``per_row`` (default) every strength is one block of rows in the same batches, each row steered at its own
     strength (a ``(batch,)`` strength tensor), so N strengths cost about one pass over ``N x`` the rows instead of N
     separate passes; ``per_row=False`` runs the strengths one after another (same numbers, for comparison).
-    Position scopes see the prompt boundary as in generation (``tracker.prompt_length``).
+    Position scopes see the prompt boundary as in generation (``tracker.prompt_length``). Rows are encoded and laid
+    out as ``evaluate`` scores items ([`tl_steer.aligned`][tl_steer.aligned]: same BOS rule, same tokenisation of
+    context and continuation), so validation scores and test scores mean the same thing.
     """
     from . import registry
-    from .core import tracker_for
 
     if positions is None and registry.resolve(fitted.method):
         positions = registry.get(fitted.method).default_positions
-    tok = model.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    from .collect import default_prepend_bos
-
-    bos = default_prepend_bos(model) if prepend_bos is None else prepend_bos
-    enc = [model.to_tokens(p, prepend_bos=bos)[0].tolist() for p in prompts]  # as continuation_logprob
-    conts = [model.to_tokens(c, prepend_bos=False)[0].tolist() for c in (positive, negative)]
-    if any(not c for c in conts) or any(not e for e in enc):
-        raise SteeringError("margin_sweep: empty prompt or continuation after tokenisation")
+    # the scorer's encoding and layout (tl_steer.aligned), so validation is scored as evaluate scores the test set
+    enc = [[encode(model, p, c, prepend_bos) for c in (positive, negative)] for p in prompts]
     rows = [(i, j) for i in range(len(prompts)) for j in range(2)]  # (prompt, continuation)
-    P, A = max(map(len, enc)), max(map(len, conts))
-    device = getattr(model.cfg, "device", None) or "cpu"
+    pad = pad_token_id(model)
 
     def run(block: list[tuple[float, int, int]]) -> Tensor:
-        tokens = torch.full((len(block), P + A), pad, dtype=torch.long)
-        mask = torch.zeros_like(tokens)
-        for r, (_, i, j) in enumerate(block):
-            seq = enc[i] + conts[j]
-            tokens[r, P - len(enc[i]): P + len(conts[j])] = torch.tensor(seq)
-            mask[r, P - len(enc[i]): P + len(conts[j])] = 1
         s = torch.tensor([b[0] for b in block])
         hooks = fitted.hooks(model, positions=positions, strength=s if len(set(s.tolist())) > 1 else float(s[0]))
-        with steer(model, hooks), tracker_for(model).prompt_length(P):
-            logits = model(tokens.to(device), attention_mask=mask.to(device), return_type="logits")
-        lp = logits[:, P - 1: P - 1 + A].float().log_softmax(-1).cpu()
-        out = []
-        for r, (_, _, j) in enumerate(block):
-            c = torch.tensor(conts[j])
-            out.append(lp[r, torch.arange(len(c)), c].sum())
-        return torch.stack(out)
+        seqs = [(enc[i][j][0], enc[i][j][1][:-1]) for _, i, j in block]
+        with steer(model, hooks):
+            lp = aligned_logprobs(model, seqs, pad)
+        return torch.stack([continuation_sum(lp[r], enc[i][j][1]) for r, (_, i, j) in enumerate(block)]).cpu()
 
     plan = [(float(st), i, j) for st in strengths for (i, j) in rows]
     chunks = ([plan[k: k + batch_size] for k in range(0, len(plan), batch_size)] if per_row else
@@ -202,23 +185,15 @@ def continuation_logprob(
     Each prompt + continuation runs as one teacher-forced forward inside ``tracker.prompt_length(P)``, so position
     scopes see the prompt boundary exactly as in generation (``last_prompt`` edits the prompt's last token,
     ``generated`` the continuation's tokens): for a causal model the logits equal those of feeding the continuation
-    one token at a time.
+    one token at a time. Encoded as ``evaluate`` encodes items ([`tl_steer.aligned.encode()`][tl_steer.aligned.encode]).
     """
-    from .core import tracker_for
-
     if len(prompts) != len(continuations):
         raise SteeringError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     out = []
     with steer(model, list(hooks)):
         for prompt, cont in zip(prompts, continuations, strict=True):
-            p_tok, _ = tokenize_left(model, [prompt], prepend_bos)
-            c_tok = model.to_tokens(cont, prepend_bos=False).to(p_tok.device)
-            if c_tok.shape[1] == 0:
-                raise SteeringError(f"continuation {cont!r} has no tokens")
-            with tracker_for(model).prompt_length(p_tok.shape[1]):
-                logits = model(torch.cat([p_tok, c_tok], dim=1))
-            lp = torch.log_softmax(logits[0, p_tok.shape[1] - 1 : -1].float(), dim=-1)
-            out.append(lp.gather(1, c_tok[0][:, None]).sum())
+            ctx, ids = encode(model, prompt, cont, prepend_bos)
+            out.append(continuation_sum(aligned_logprobs(model, [(ctx, ids[:-1])])[0], ids))
     return torch.stack(out).cpu()
 
 

@@ -114,8 +114,12 @@ def test_long_contexts_are_split_and_truncated():
     assert all(len(s) == 2 and all(v < 0 for v in s) for s in scores)
     ctx, cont = encode(small, "y" * 60, " a", bos=True)
     assert len(ctx) + len(cont) - 1 <= 40 and ctx[0] == small.tokenizer.bos_token_id
-    ctx, _ = encode(small, "y" * 60, " a")  # the harness convention: no BOS
+    ctx, _ = encode(small, "y" * 60, " a", bos=False)
     assert len(ctx) == 39 and ctx[0] != small.tokenizer.bos_token_id
+    small.cfg.default_prepend_bos = False  # the default is the model's own rule (tl_steer.aligned.scoring_bos)
+    assert encode(small, "y" * 60, " a")[0] == ctx
+    small.cfg.default_prepend_bos = True
+    assert encode(small, "y" * 60, " a")[0][0] == small.tokenizer.bos_token_id
 
 
 def test_errors(tiny):

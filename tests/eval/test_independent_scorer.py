@@ -41,7 +41,7 @@ def test_tiny_model_agrees_with_plain_transformers():
     with torch.random.fork_rng():
         torch.manual_seed(3)
         plain = LlamaForCausalLM(hc).eval()  # an independent copy with the same weights
-    ours = score_items(bridge, ITEMS, batch_size=4)
+    ours = score_items(bridge, ITEMS, batch_size=4, bos=False)  # the recipe above puts no BOS (a hand-booted bridge would)
     for item, s in zip(ITEMS, ours, strict=True):
         for j, choice in enumerate(item.choices):
             assert abs(s.logprob[j] - hf_loglik(plain, tok, item.context(j), choice)) < 1e-4, (item.prompt, choice)

@@ -92,7 +92,7 @@ def test_results_compare_on_the_same_items(tiny, data_dir):
     cmp = base.compare(steered)
     assert cmp.n == 12 and cmp.metric == "acc" and cmp.mcnemar_p is not None
     assert cmp.diff == pytest.approx(steered.value - base.value)
-    assert base.config["bos"] is False and len(base.item_ids) == 12
+    assert base.config["bos"] is tiny.cfg.default_prepend_bos and len(base.item_ids) == 12  # the model's own rule, recorded
     other = evaluate(tiny, "toxigen", [], split="val", limit=10, data_dir=data_dir, progress=False)
     with pytest.raises(ts.SteeringError, match="same items"):
         base.compare(other)

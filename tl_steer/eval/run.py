@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from .._types import TransformerBridge
+from ..aligned import scoring_bos
 from ..core import HookList
 from ..errors import SteeringError
 from .metrics import Estimate, Paired, compute_metrics, paired, per_item
-from .scoring import harness_bos, score_items, score_items_shared
+from .scoring import score_items, score_items_shared
 from .splits import select
 from .steering import parse_method
 from .tasks import get_task, load_task
@@ -98,7 +99,7 @@ def evaluate(
     items = select(load_task(spec.name, data_dir, **(task_options or {})), spec.pool, split, limit, split_dir)
     if method == "prompting":
         items = [it.with_prefix(spec.instruction) for it in items]
-    bos = harness_bos(model) if bos is None else bool(bos)
+    bos = scoring_bos(model) if bos is None else bool(bos)
     scorer = score_items_shared if shared_prompt else score_items  # the same scores (1e-4); prompts run once
     scores = scorer(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{method}", bos=bos)
     metrics = compute_metrics(spec, items, scores)

@@ -1,27 +1,20 @@
 """Log-likelihood scoring of multiple-choice items, batched, padding-correct and steering-aware.
 
 Each choice is scored as the summed log-probability of its continuation tokens given its context, in one
-teacher-forced forward of ``context + continuation``. Batches are laid out *prompt-aligned*::
-
-    [pad pad  c0 c1 c2 c3 | a0 a1 pad]
-    [c0 c1 c2 c3 c4 c5 c6 | a0 pad pad]
-                        ^ every context ends at column P-1
-
-(left padding before the context, right padding after the answer, with an attention mask; the bridge derives
-position ids from the mask). Every row's last context token sits at the same column ``P - 1``, so the position
-tracker is told ``prompt_length(P)`` ([`tl_steer.core.PositionTracker.prompt_length()`][tl_steer.core.PositionTracker.prompt_length]): a method scoped to
-``last_prompt`` edits the last context token (as it would in the prefill of a generation), ``prompt`` edits the
-context, ``generated`` the answer tokens, and padding is never edited. Scores equal one-by-one scoring up to float
-error (tested).
+teacher-forced forward of ``context + continuation``, with the prompt-aligned layout and the BOS rule of
+[`tl_steer.aligned`][tl_steer.aligned] (the same ones ``sweep_strength`` scores validation data with): every row's last
+context token sits at one column, so position scopes keep their generation meaning (``last_prompt`` edits the last
+context token, ``generated`` the answer tokens, padding is never edited). Scores equal one-by-one scoring up to
+float error (tested).
 
 Details:
 
 * The context and the continuation are tokenised separately, so all choices of an item share the same context
   tokens; whitespace at the end of the context moves to the start of the continuation.
-* BOS follows lm-evaluation-harness: no BOS token in front of the context, except for model families whose
-  tokenizer adds one and whose results depend on it (Gemma). ``bos=True/False`` overrides this; the results record
-  it. (SmolLM2's BOS is the chat marker ``<|im_start|>``: putting it in front of every context changed 24 of 200
-  TruthfulQA predictions.)
+* BOS: the model's own tokenizer rule ([`tl_steer.aligned.scoring_bos()`][tl_steer.aligned.scoring_bos]); on
+  SmolLM2 and Gemma-3 it is lm-evaluation-harness's too (Gemma: BOS, SmolLM2: none). ``bos=True/False`` overrides
+  it; the results record it. (SmolLM2's BOS is the chat marker ``<|im_start|>``: putting it in front of every
+  context changed 24 of 200 TruthfulQA predictions.)
 * The last continuation token never needs to be fed: the forward is ``context + continuation[:-1]``. Identical fed
   sequences are computed once, so single-token choices (`` Yes``/`` No``, `` A``..`` D``) cost one forward per item.
 * Contexts longer than the model's ``n_ctx`` are truncated from the left (after the BOS token).
@@ -37,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._types import TransformerBridge
+from ..aligned import aligned_logprobs, encode, pad_token_id
 from ..core import HookList, steer, tracker_for
 from ..errors import SteeringError, check_int
 from .items import MCItem
@@ -64,65 +58,6 @@ class ChoiceScores:
         if normalize == "char":
             return tuple(lp / max(n, 1) for lp, n in zip(self.logprob, self.n_chars, strict=True))
         raise SteeringError(f"normalize must be 'none', 'token' or 'char', got {normalize!r}")
-
-
-def _split_ws(context: str, continuation: str) -> tuple[str, str]:
-    stripped = context.rstrip(" ")
-    return stripped, context[len(stripped):] + continuation
-
-
-def harness_bos(model: TransformerBridge) -> bool:
-    """Whether lm-evaluation-harness puts a BOS token before each context for this model (only Gemma models)."""
-    name = str(getattr(model.cfg, "model_name", "") or "").lower()
-    return "gemma" in name
-
-
-def encode(model: TransformerBridge, context: str, continuation: str, bos: bool | None = None) -> tuple[list[int], list[int]]:
-    """Token ids of ``context`` (after BOS when ``bos``; default [`harness_bos()`][tl_steer.eval.scoring.harness_bos]) and of ``continuation``."""
-    tok = model.tokenizer
-    if tok is None:
-        raise SteeringError("scoring needs a model with a tokenizer (model.tokenizer is None)")
-    context, continuation = _split_ws(context, continuation)
-    if not continuation:
-        raise SteeringError(f"empty continuation after context {context[-60:]!r}; every choice must be non-empty")
-    ctx = list(tok(context, add_special_tokens=False)["input_ids"]) if context else []
-    bos_id = getattr(tok, "bos_token_id", None)
-    if (harness_bos(model) if bos is None else bos) and bos_id is not None:
-        ctx = [bos_id] + ctx
-    if not ctx:
-        raise SteeringError(
-            "empty context and no BOS token: the first continuation token has nothing to be conditioned on; "
-            "give the item a prompt or score with bos=True"
-        )
-    cont = list(tok(continuation, add_special_tokens=False)["input_ids"])
-    if not cont:
-        raise SteeringError(f"continuation {continuation!r} encodes to no tokens")
-    n_ctx = getattr(model.cfg, "n_ctx", None)
-    if n_ctx is not None and len(ctx) + len(cont) - 1 > n_ctx:
-        keep = n_ctx - len(cont) + 1
-        if keep < 1:
-            raise SteeringError(f"continuation of {len(cont)} tokens does not fit the model's n_ctx={n_ctx}")
-        head = ctx[:1] if (bos_id is not None and ctx[0] == bos_id) else []
-        ctx = head + ctx[len(ctx) - keep + len(head):]
-    return ctx, cont
-
-
-@torch.no_grad()
-def _run_batch(model: TransformerBridge, seqs: list[tuple[tuple[int, ...], tuple[int, ...]]], pad_id: int) -> torch.Tensor:
-    """Log-probs of the positions from the last context token on: ``(batch, A + 1, d_vocab)``."""
-    P = max(len(c) for c, _ in seqs)
-    A = max(len(a) for _, a in seqs)
-    device = getattr(model.cfg, "device", None) or "cpu"
-    tokens = torch.full((len(seqs), P + A), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), P + A), dtype=torch.long)
-    for r, (c, a) in enumerate(seqs):
-        row = list(c) + list(a)
-        tokens[r, P - len(c): P + len(a)] = torch.tensor(row, dtype=torch.long)
-        mask[r, P - len(c): P + len(a)] = 1
-    tokens, mask = tokens.to(device), mask.to(device)
-    with tracker_for(model).prompt_length(P, last_fed=False):  # the final answer token is never fed
-        logits = model(tokens, attention_mask=mask, return_type="logits")
-    return logits[:, P - 1:].float().log_softmax(-1)
 
 
 def _batches(
@@ -174,7 +109,8 @@ def score_items(
 ) -> list[ChoiceScores]:
     """Summed log-likelihood (and lengths) of every choice of every item, under ``hooks`` (a TL hook list).
 
-    ``bos``: put the BOS token before each context (default [`harness_bos()`][tl_steer.eval.scoring.harness_bos], lm-evaluation-harness's rule)."""
+    ``bos``: put the BOS token before each context (default [`scoring_bos()`][tl_steer.aligned.scoring_bos], the
+    model's own rule)."""
     check_int(batch_size, "batch_size", 1)
     seq_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     targets: list[tuple[int, tuple[int, ...]]] = []
@@ -189,7 +125,7 @@ def score_items(
     refuse_row_bound(hooks, "score_items", 1 if len(seqs) == 1 else None)
     order = sorted(range(len(seqs)), key=lambda s: -(len(seqs[s][0]) + len(seqs[s][1])))
     tok = model.tokenizer
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    pad_id = pad_token_id(model)
     by_seq: dict[int, list[int]] = {}
     for r, (s, _) in enumerate(targets):
         by_seq.setdefault(s, []).append(r)
@@ -204,7 +140,7 @@ def score_items(
                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} items [{elapsed}<{remaining}]")
     with steer(model, hooks or []), bar:
         for batch, c in zip(batches, cost, strict=True):
-            logp = _run_batch(model, [seqs[s] for s in batch], pad_id)
+            logp = aligned_logprobs(model, [seqs[s] for s in batch], pad_id)
             bar.update(len(items) * c / total)
             for row, s in enumerate(batch):
                 for r in by_seq[s]:
@@ -278,7 +214,7 @@ def score_last_token(
             "(a TL-native model) does not have; score with score_items instead"
         )
     tok = model.tokenizer
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    pad_id = pad_token_id(model)
     encoded = []
     for it in items:
         if it.prompts is not None:
@@ -382,7 +318,7 @@ def score_items_shared(
     if not _hf_cache(model):  # a TL-native model: its cache cannot be reordered per choice
         return score_items(model, items, hooks, batch_size, progress, desc, bos)
     tok = model.tokenizer
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    pad_id = pad_token_id(model)
     device = getattr(model.cfg, "device", None) or "cpu"
     out: list[ChoiceScores | None] = [None] * len(items)
     enc = {i: [encode(model, it.prompt, c, bos) for c in it.choices] for i, it in enumerate(items) if it.prompts is None}
