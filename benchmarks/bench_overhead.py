@@ -94,9 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-sizes", type=int, nargs="*", default=[1000, 4000, 16000])
     ap.add_argument("--quick", action="store_true", help="tiny HF model, 2 rounds: a smoke test")
     ap.add_argument("--out", default="results/bench_overhead.json")
+    ap.add_argument("--only-architectures", action="store_true",
+                    help="run only the per-architecture section and merge it into --out (the other sections kept)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.only_architectures:
+        out = Path(args.out)
+        report = json.loads(out.read_text()) if out.is_file() else {}
+        report["architectures"] = _arch_overhead(args.rounds)
+        report["architectures_rounds"] = args.rounds
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1))
+        print(render_architectures(report))
+        print(f"-> {out}")
+        return 0
     if args.quick:
         args.model, args.rounds, args.new_tokens, args.fit_sizes = "tiny-hf", 2, 4, [200]
     torch.manual_seed(0)
@@ -343,12 +355,18 @@ def render(r: dict[str, Any]) -> str:
     for name, v in e["per_row_strength_sweep"].items():
         lines.append(f"{name} 8-point strength sweep (margin, {len(PROMPTS)} prompts): one batch with per-row strengths "
                      f"{v['speedup']:.2f}x faster than 8 passes (max |Δ| {v['max_abs_diff']:.1e})")
-    if "architectures" in r:
-        lines.append("\ntiny random model per architecture family, forward 4 x 32 (ratios of medians):")
-        lines.append(f"  {'family':<12} bridge+hooks/bridge  fast path+hooks/plain HF  bridge/plain HF")
-        for arch, v in r["architectures"].items():
-            lines.append(f"  {arch:<12} {v['bridge+hooks vs bridge']:>10.2f}x {v['fast path+hooks vs plain HF']:>16.2f}x"
-                         f" {v['bridge vs plain HF']:>18.2f}x")
+    lines.append(render_architectures(r))
+    return "\n".join(lines)
+
+
+def render_architectures(r: dict[str, Any]) -> str:
+    if "architectures" not in r:
+        return ""
+    lines = ["\ntiny random model per architecture family, forward 4 x 32 (ratios of medians):",
+             f"  {'family':<12} bridge+hooks/bridge  fast path+hooks/plain HF  bridge/plain HF"]
+    for arch, v in r["architectures"].items():
+        lines.append(f"  {arch:<12} {v['bridge+hooks vs bridge']:>10.2f}x {v['fast path+hooks vs plain HF']:>16.2f}x"
+                     f" {v['bridge vs plain HF']:>18.2f}x")
     return "\n".join(lines)
 
 

@@ -93,3 +93,43 @@ def test_same_greedy_tokens_with_the_kv_cache(twins):
             else:
                 got = twin.generate(input_ids=toks, max_new_tokens=6, min_new_tokens=6, do_sample=False)
         assert torch.equal(got, want), f"{arch} at {site}: {got.tolist()} vs {want.tolist()}"
+
+
+def test_each_table_entry_is_the_tensor_the_bridge_hooks(twins):
+    """sites.hf_tensor reads the table, and the HF tensor it names (captured with a plain PyTorch hook on the twin) is
+    the bridge's activation at that TL hook, for every site the table supports (fast.check_site_table)."""
+    from tl_steer.fast import check_site_table
+    from tl_steer.sites import hf_tensor
+
+    arch, bridge, twin = twins
+    table = ARCH_SITES[arch]
+    for layer in (0, 1):
+        report = check_site_table(bridge, twin, layer=layer)
+        assert set(report) == {s.value for s in ts.Site}
+        for site, err in report.items():
+            if site == "resid_mid" or site in table.unsupported:
+                assert isinstance(err, str) and ("residual inside" in err or "resid_mid" in err), (arch, site, err)
+            else:
+                assert isinstance(err, float) and err < 1e-5, (arch, site, err)
+    where = hf_tensor(bridge, ts.hook_name(1, "z"))
+    assert where == hf_tensor(twin, ts.hook_name(1, "z")) and where.heads and str(where).startswith("input of ")
+
+
+def test_the_check_catches_a_wrong_table(twins):
+    """Negative control: with attn_out and mlp_out swapped, check_site_table reports activation-sized errors."""
+    import dataclasses
+
+    from tl_steer.fast import check_site_table
+
+    arch, bridge, twin = twins
+    table = ARCH_SITES[arch]
+    if {"attn_out", "mlp_out"} & set(table.unsupported):
+        pytest.skip(f"{arch} supports neither attn_out nor mlp_out")
+    wrong = dataclasses.replace(table, attn_out=table.mlp_out, mlp_out=table.attn_out)
+    try:
+        ARCH_SITES[arch] = wrong
+        report = check_site_table(bridge, twin, layer=1)
+    finally:
+        ARCH_SITES[arch] = table
+    assert report["attn_out"] > 1e-2 and report["mlp_out"] > 1e-2, report
+    assert report["resid_post"] < 1e-5

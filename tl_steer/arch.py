@@ -14,19 +14,41 @@ decoder-layer list and, inside a layer, the modules whose input or output *is* t
 
 A site missing from a table is not one HF tensor in that family, and the table says why (BLOOM adds the residual
 inside its attention and MLP modules; ``resid_mid`` is a sum that no HF module returns). [`tl_steer.fast.hf_steer`][tl_steer.fast.hf_steer]
-lowers hooks with these tables, and the tests check every entry against the bridge (same logits within 1e-4, same
-greedy tokens). Adding an architecture is one entry here plus its tiny random config in
+lowers hooks with these tables, [`tl_steer.sites.hf_tensor()`][tl_steer.sites.hf_tensor] says where a TL hook is,
+and [`tl_steer.fast.check_site_table()`][tl_steer.fast.check_site_table] checks each entry's tensor against the
+bridge (the tests run it on every family, plus the same logits within 1e-4 and the same greedy tokens). Adding an
+architecture is one entry here plus its tiny random config in
 [`tl_steer.models.tiny_arch_configs()`][tl_steer.models.tiny_arch_configs]: two files, and the tests and the overhead
-benchmark then cover it.
+benchmark then cover it (docs/adding-an-architecture.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .errors import HookNameError, SteeringError
-from .sites import Site
+
+#: the TL sites (``tl_steer.sites.Site`` values; this module sits below ``sites``, which reads it)
+RESID_PRE, RESID_MID, RESID_POST, ATTN_OUT, MLP_OUT, Z, MLP_POST = (
+    "resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z", "mlp_post")
+
+
+@dataclass(frozen=True)
+class HFTensor:
+    """One TL site of one layer in the HF model: the input or output of the module at ``module`` (a dotted path
+    from the causal LM)."""
+
+    module: str
+    io: Literal["input", "output"]  #: the module's (first) input or its (first) output
+    heads: bool = False  #: seen by TL as ``(batch, pos, head, d_head)`` (the HF tensor is ``(batch, pos, d_model)``)
+    flat: bool = False  #: the HF tensor is ``(batch * pos, feature)`` rows (OPT's MLP)
+    layer: str = ""  #: the decoder layer that holds it (the flat rows' ``(batch, pos)`` come from its input)
+
+    def __str__(self) -> str:
+        view = ", viewed as (batch, pos, head, d_head)" if self.heads else ""
+        view += ", (batch * pos, feature) rows" if self.flat else ""
+        return f"{self.io} of {self.module}{view}"
 
 
 @dataclass(frozen=True)
@@ -40,8 +62,26 @@ class ArchSites:
     mlp_out: str  #: the module, inside a layer, whose output is ``hook_mlp_out``
     #: the MLP runs on ``(batch * pos, feature)`` rows (OPT flattens them): hooks see them as ``(batch, pos, feature)``
     flat_mlp: bool = False
-    #: sites that are not one HF tensor in this family, with the reason
-    unsupported: dict[Site, str] = field(default_factory=dict)
+    #: sites (``Site`` values) that are not one HF tensor in this family, with the reason
+    unsupported: dict[str, str] = field(default_factory=dict)
+
+    def locate(self, layer: int, site: str) -> HFTensor:
+        """Where ``site`` of decoder layer ``layer`` is in the HF model (a ``HookNameError`` with the table's reason
+        for a site that is not one HF tensor in this family)."""
+        site = str(site)
+        if site == RESID_MID:
+            raise HookNameError(f"layer {layer} {site!r}: {_RESID_MID}; use the bridge for it")
+        if site in self.unsupported:
+            raise HookNameError(f"layer {layer} {site!r}: {self.unsupported[site]}; use the bridge for it")
+        block = f"{self.layers}.{layer}"
+        inside = {RESID_PRE: ("", "input"), RESID_POST: ("", "output"), Z: (self.attn_out_proj, "input"),
+                  MLP_POST: (self.mlp_down_proj, "input"), ATTN_OUT: (self.attn_out, "output"),
+                  MLP_OUT: (self.mlp_out, "output")}
+        if site not in inside:
+            raise HookNameError(f"unknown site {site!r}; expected one of {sorted(inside) + [RESID_MID]}")
+        path, io = inside[site]
+        return HFTensor(f"{block}.{path}" if path else block, io, heads=site == Z,  # type: ignore[arg-type]
+                        flat=self.flat_mlp and site in (MLP_POST, MLP_OUT), layer=block)
 
 
 _RESID_MID = "resid_mid is the sum after attention inside the layer's forward; no HF module returns it"
@@ -67,9 +107,11 @@ ARCH_SITES: dict[str, ArchSites] = {
     "opt": ArchSites("model.decoder.layers", "self_attn.out_proj", "fc2", "self_attn", "fc2",  # OPT has no MLP module
                      flat_mlp=True),
     "falcon": ArchSites("transformer.h", "self_attention.dense", "mlp.dense_4h_to_h", "self_attention", "mlp"),
+    # GPT-J runs attention and MLP in parallel on one normalised input: there is no resid_mid in TL either
+    "gptj": ArchSites("transformer.h", "attn.out_proj", "mlp.fc_out", "attn", "mlp"),
     "bloom": ArchSites("transformer.h", "self_attention.dense", "mlp.dense_4h_to_h", "self_attention", "mlp",
-                       unsupported={Site.ATTN_OUT: _BLOOM_ADDS.format("attention", "hook_attn_out"),
-                                    Site.MLP_OUT: _BLOOM_ADDS.format("MLP", "hook_mlp_out")}),
+                       unsupported={ATTN_OUT: _BLOOM_ADDS.format("attention", "hook_attn_out"),
+                                    MLP_OUT: _BLOOM_ADDS.format("MLP", "hook_mlp_out")}),
 }
 """The site table of each architecture family, by Hugging Face ``config.model_type``."""
 
@@ -95,9 +137,13 @@ def submodule(root: Any, path: str) -> Any:
     return mod
 
 
-def check_site(table: ArchSites, site: Site, name: str) -> None:
-    """Refuse a site that is not one HF tensor in this family, with the table's reason."""
-    if site is Site.RESID_MID:
-        raise HookNameError(f"{name!r}: {_RESID_MID}; use the bridge for it")
-    if site in table.unsupported:
-        raise HookNameError(f"{name!r}: {table.unsupported[site]}; use the bridge for it")
+def register_arch(model_type: str, table: ArchSites, *, replace: bool = False) -> ArchSites:
+    """Add the site table of an architecture family (HF ``config.model_type``); a taken name is refused unless
+    ``replace``. Check the entry with [`tl_steer.fast.check_site_table()`][tl_steer.fast.check_site_table]."""
+    if not isinstance(table, ArchSites):
+        raise SteeringError(f"register_arch({model_type!r}, ...) needs an ArchSites, got {type(table).__name__}")
+    if model_type in ARCH_SITES and not replace:
+        raise SteeringError(f"architecture {model_type!r} already has a site table; pass replace=True to change it")
+    ARCH_SITES[model_type] = table
+    return table
+

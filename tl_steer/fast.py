@@ -10,7 +10,7 @@ Where each TL hook lives in the HF model is the architecture's site table
 and output, ``z`` the input of the attention output projection (viewed as ``(batch, pos, head, d_head)``),
 ``mlp_post`` the input of the MLP's down projection, ``attn_out`` / ``mlp_out`` the outputs of the modules the table
 names (Gemma 2 and 3: the post-norms' outputs). Tables exist for Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma,
-Gemma 2, Gemma 3, GPT-2, GPT-NeoX, OPT, Falcon and BLOOM; every entry is tested against the bridge (same logits
+Gemma 2, Gemma 3, GPT-2, GPT-NeoX, GPT-J, OPT, Falcon and BLOOM; every entry is tested against the bridge (same logits
 within 1e-4, same greedy tokens with the KV cache). ``resid_mid`` (a sum inside the layer) and BLOOM's ``attn_out`` /
 ``mlp_out`` (BLOOM adds the residual inside those modules) are not one HF tensor and are refused with that reason.
 The HF model must hold the bridge's weights (for example ``models.load_hf`` of the same name, or
@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from ._types import TransformerBridge
-from .arch import arch_sites, check_site, submodule
+from .arch import arch_sites, submodule
 from .core import (
     HookBlock,
     HookFn,
@@ -48,7 +48,7 @@ from .core import (
     tracker_for,
 )
 from .errors import HookNameError, SteeringError
-from .sites import Site, site_of
+from .sites import Site, hf_tensor, hook_name, site_of
 
 
 @dataclass(frozen=True)
@@ -84,50 +84,41 @@ def _lower(hf_model: torch.nn.Module, name: str, fn: HookFn, n_heads: int) -> An
     """Register ``fn`` (a TL hook function) on the HF tensor ``name`` stands for (the architecture's site table,
     [`tl_steer.arch.ARCH_SITES`][tl_steer.arch.ARCH_SITES]); returns the handle."""
     layer, site = site_of(name)
-    table = arch_sites(hf_model)
-    check_site(table, site, name)
-    block = submodule(hf_model, table.layers)[layer]
+    try:
+        where = arch_sites(hf_model).locate(layer, site)
+    except HookNameError as e:
+        raise HookNameError(f"{name!r} on the fast path: {e}") from None
+    module = submodule(hf_model, where.module)
     hook = _Name(name)
 
     def apply(x: torch.Tensor) -> torch.Tensor:
-        return fn(x, hook=hook)
-
-    if site is Site.RESID_PRE:
-        return block.register_forward_pre_hook(
-            lambda m, a, k: _replace_first(a, k, "hidden_states", apply), with_kwargs=True)
-    if site is Site.RESID_POST:
-        return block.register_forward_hook(lambda m, a, out: _first(out, apply))
-    if site is Site.Z:
-        def z(x: torch.Tensor) -> torch.Tensor:
+        if where.heads:  # (batch, pos, d_model) -> the TL view (batch, pos, head, d_head) and back
             b, p, d = x.shape
             return fn(x.reshape(b, p, n_heads, d // n_heads), hook=hook).reshape(b, p, d)
-        return submodule(block, table.attn_out_proj).register_forward_pre_hook(
-            lambda m, a, k: _replace_first(a, k, "input", z), with_kwargs=True)
-    if site in (Site.MLP_POST, Site.MLP_OUT, Site.ATTN_OUT):
-        on = table.mlp_down_proj if site is Site.MLP_POST else table.mlp_out if site is Site.MLP_OUT else table.attn_out
-        module = submodule(block, on)
-        if table.flat_mlp and site is not Site.ATTN_OUT:  # (batch * pos, f) rows: show them as (batch, pos, f)
-            shape: dict[str, tuple[int, int]] = {}
+        return fn(x, hook=hook)
 
-            def record(m: Any, a: tuple, k: dict) -> None:
-                x = a[0] if a else k["hidden_states"]
-                shape["bp"] = (x.shape[0], x.shape[1])
+    handles = []
+    edit = apply
+    if where.flat:  # (batch * pos, f) rows: show them as (batch, pos, f), the shape read from the layer's input
+        shape: dict[str, tuple[int, int]] = {}
 
-            def flat(x: torch.Tensor) -> torch.Tensor:
-                if x.ndim != 2:
-                    return apply(x)
-                return apply(x.reshape(*shape["bp"], x.shape[-1])).reshape(x.shape)
+        def record(m: Any, a: tuple, k: dict) -> None:
+            x = a[0] if a else k["hidden_states"]
+            shape["bp"] = (x.shape[0], x.shape[1])
 
-            handles = [block.register_forward_pre_hook(record, with_kwargs=True),
-                       module.register_forward_pre_hook(lambda m, a, k: _replace_first(a, k, "input", flat),
-                                                        with_kwargs=True) if site is Site.MLP_POST
-                       else module.register_forward_hook(lambda m, a, out: _first(out, flat))]
-            return _Handles(handles)
-        if site is Site.MLP_POST:
-            return module.register_forward_pre_hook(lambda m, a, k: _replace_first(a, k, "input", apply),
-                                                    with_kwargs=True)
-        return module.register_forward_hook(lambda m, a, out: _first(out, apply))
-    raise HookNameError(f"{name!r}: the fast path does not lower {site.value!r} (not one HF tensor); use the bridge")
+        def edit(x: torch.Tensor) -> torch.Tensor:
+            if x.ndim != 2:
+                return apply(x)
+            return apply(x.reshape(*shape["bp"], x.shape[-1])).reshape(x.shape)
+
+        handles.append(submodule(hf_model, where.layer).register_forward_pre_hook(record, with_kwargs=True))
+    if where.io == "input":
+        key = "hidden_states" if where.module == where.layer else "input"
+        handles.append(module.register_forward_pre_hook(lambda m, a, k: _replace_first(a, k, key, edit),
+                                                        with_kwargs=True))
+    else:
+        handles.append(module.register_forward_hook(lambda m, a, out: _first(out, edit)))
+    return _Handles(handles)
 
 
 def _check_twin(bridge: TransformerBridge, hf_model: torch.nn.Module) -> None:
@@ -189,3 +180,47 @@ class hf_steer(HookBlock):  # noqa: N801 - used like a function: ``with hf_steer
             lowered = replace(fn, tracker=tracker) if isinstance(fn, Scoped) and fn.tracker is not None else fn
             stack.callback(_lower(self.hf_model, name, ThreadBound(lowered, owner), n_heads).remove)
         return self.hf_model
+
+
+@torch.no_grad()
+def check_site_table(bridge: TransformerBridge, hf_model: torch.nn.Module, layer: int = 0,
+                     text: str = "The quick brown fox jumps over the lazy dog") -> dict[str, float | str]:
+    """Check ``hf_model``'s site table against ``bridge`` (the same weights): for each site, the largest absolute
+    difference between the HF tensor the table names (captured with a plain PyTorch hook, one unpadded text) and
+    the bridge's activation at that TL hook; for a site the table does not support, its reason. A correct entry
+    differs by float error (< 1e-5 in float32); a wrong one by the size of the activations. Run it when adding an
+    architecture (docs/adding-an-architecture.md)."""
+    _check_twin(bridge, hf_model)
+    tokens = bridge.to_tokens([text])
+    out: dict[str, float | str] = {}
+    for site in Site:
+        name = hook_name(layer, site)
+        try:
+            where = hf_tensor(hf_model, name)
+        except HookNameError as e:
+            out[site.value] = str(e)
+            continue
+        if name not in bridge.hook_dict:
+            out[site.value] = f"the bridge has no {name!r}"
+            continue
+        seen: dict[str, torch.Tensor] = {}
+
+        def grab(m: Any, a: tuple, k: dict, o: Any = None, where: Any = where, seen: dict = seen) -> None:
+            x = (a[0] if a else next(iter(k.values()))) if where.io == "input" else (o[0] if isinstance(o, tuple) else o)
+            seen["x"] = x.detach().clone()
+
+        module = submodule(hf_model, where.module)
+        handle = (module.register_forward_pre_hook(lambda m, a, k: grab(m, a, k), with_kwargs=True)
+                  if where.io == "input" else
+                  module.register_forward_hook(lambda m, a, k, o: grab(m, a, k, o), with_kwargs=True))
+        try:
+            hf_model(input_ids=tokens.to(next(hf_model.parameters()).device))
+        finally:
+            handle.remove()
+        _, cache = bridge.run_with_cache(tokens, names_filter=[name])
+        tl = cache[name].float().cpu()
+        got = seen["x"].float().cpu()
+        out[site.value] = (float((got.reshape(tl.shape) - tl).abs().max()) if got.numel() == tl.numel()
+                           else f"shape {tuple(got.shape)} vs the bridge's {tuple(tl.shape)}")
+    return out
+

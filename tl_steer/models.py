@@ -422,19 +422,24 @@ def tiny_arch_configs() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
                                                     word_embed_proj_dim=64)),
         "falcon": (T.FalconConfig, T.FalconForCausalLM, dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                                              architectures=["FalconForCausalLM"])),
+        "gptj": (T.GPTJConfig, T.GPTJForCausalLM, dict(n_embd=64, n_layer=2, n_head=4, n_positions=128, rotary_dim=8)),
         "bloom": (T.BloomConfig, T.BloomForCausalLM, dict(hidden_size=64, n_layer=2, n_head=4)),
     }
 
 
-def tiny_arch_model(model_type: str, seed: int = 0) -> tuple[TransformerBridge, Any]:
+def tiny_arch_model(model_type: str, seed: int = 0,
+                    spec: tuple[Any, Any, dict[str, Any]] | None = None) -> tuple[TransformerBridge, Any]:
     """``(bridge, hf_twin)``: a tiny random model of architecture ``model_type`` booted as a ``TransformerBridge``,
-    and an untouched plain Hugging Face copy with the same weights (the boot rewires its own copy in place)."""
+    and an untouched plain Hugging Face copy with the same weights (the boot rewires its own copy in place).
+    ``spec``: ``(config class, causal-LM class, config kwargs)`` for a family not in
+    [`tiny_arch_configs()`][tl_steer.models.tiny_arch_configs] (docs/adding-an-architecture.md)."""
     from transformer_lens.model_bridge import TransformerBridge
 
     configs = tiny_arch_configs()
-    if model_type not in configs:
-        raise ModelError(f"no tiny config for {model_type!r}; known: {sorted(configs)}")
-    cfg_cls, model_cls, kw = configs[model_type]
+    if spec is None and model_type not in configs:
+        raise ModelError(f"no tiny config for {model_type!r}; known: {sorted(configs)}; or pass spec=(config class, "
+                         "model class, kwargs)")
+    cfg_cls, model_cls, kw = spec if spec is not None else configs[model_type]
     tok = char_tokenizer()
     with torch.random.fork_rng():
         torch.manual_seed(seed)

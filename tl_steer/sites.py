@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ._types import TransformerBridge
+from .arch import HFTensor, arch_sites
 from .errors import HookNameError, ShapeError
 
 
@@ -95,6 +96,17 @@ def site_of(name: str, model: TransformerBridge | None = None) -> tuple[int, Sit
         f"{name!r} is not a steerable site; expected a name like "
         f"{[t.format(layer=0) for t in _TEMPLATES.values()]}"
     )
+
+
+def hf_tensor(model: Any, name: str) -> HFTensor:
+    """Where the TL hook ``name`` is in the Hugging Face model, from the architecture's site table
+    ([`tl_steer.arch.ARCH_SITES`][tl_steer.arch.ARCH_SITES]); ``model`` is a bridge (its ``original_model`` is read)
+    or the HF model itself. ``str()`` of the result reads like ``"input of model.layers.3.self_attn.o_proj, viewed as
+    (batch, pos, head, d_head)"``. The fast path ([`tl_steer.fast.hf_steer`][tl_steer.fast.hf_steer]) hooks exactly
+    there; the tests check every entry's tensor against the bridge's activation."""
+    hf = getattr(model, "original_model", model)
+    layer, site = site_of(name, model if hasattr(model, "hook_dict") else None)
+    return arch_sites(hf).locate(layer, site)
 
 
 def _canonical_names(layer: int) -> set[str]:
