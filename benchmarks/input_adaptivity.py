@@ -29,7 +29,6 @@ Checkpointed per (model, attribute, method, strength) in ``<out>/rows.jsonl``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -44,8 +43,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import tl_steer as ts  # noqa: E402
 from tl_steer.collect import tokenize_left  # noqa: E402
-from tl_steer.data import default_data_dir  # noqa: E402
 from tl_steer.eval.gates import load_paradetox  # noqa: E402
+from tl_steer.eval.sources import sst2_rows  # noqa: E402
 from tl_steer.methods.diff_means import mean_diff_from_activations  # noqa: E402
 from tl_steer.methods.mat_steer import MatSteer  # noqa: E402
 from tl_steer.methods.pca import pca_from_activations  # noqa: E402
@@ -81,8 +80,7 @@ def grid_done(rows: list[dict], model: str, attr: str, method: str) -> bool:
 def attribute_texts(n_fit: int, n_test: int, seed: int = 0) -> dict[str, dict[str, list[str]]]:
     """``{attribute: {"fit_des", "fit_und", "test_des", "test_und"}}``, disjoint fit and test texts."""
     para = load_paradetox(limit=n_fit + n_test, seed=seed)
-    with open(default_data_dir() / "sst2" / "dev.tsv", encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows = sst2_rows()
     order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
     pos = [rows[i]["text"].strip() for i in order if rows[i]["label"] == "1"]
     neg = [rows[i]["text"].strip() for i in order if rows[i]["label"] == "0"]

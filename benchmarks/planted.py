@@ -101,13 +101,11 @@ class Base:
 def real_pool(model_name: str, n_rows: int, n_texts: int = 400) -> torch.Tensor:
     """Residual-stream activations of neutral text (every token of BoolQ passages) at the middle layer."""
     import tl_steer as ts
-    from tl_steer.data import default_data_dir
+    from tl_steer.eval.sources import boolq_rows
 
     model = ts.load(model_name, device="cpu")
     layer = model.cfg.n_layers // 2
-    texts = []
-    for line in (default_data_dir() / "boolq" / "val.jsonl").read_text().splitlines()[:n_texts]:
-        texts.append(json.loads(line)["passage"][:400])
+    texts = [r["passage"][:400] for r in boolq_rows()[:n_texts]]
     coll = ts.collect(model, texts, f"blocks.{layer}.hook_resid_pre", read="all", batch_size=8, progress=False)
     acts, mask = coll.acts[f"blocks.{layer}.hook_resid_pre"], coll.mask
     rows = acts[mask]  # every real token; outlier dimensions and large norms kept (they are the point)

@@ -118,14 +118,14 @@ def real_pools(model_name: str, n_rows: int) -> dict[str, torch.Tensor]:
     """Activations of neutral text (BoolQ passages, every token): resid_pre and mlp.hook_post at the middle layer,
     hook_z at four evenly spaced layers stacked as (layer, head, d_head)."""
     import tl_steer as ts
-    from tl_steer.data import default_data_dir
+    from tl_steer.eval.sources import boolq_rows
 
     model = ts.load(model_name, device="cpu")
     L = model.cfg.n_layers
     mid = L // 2
     z_layers = [round(i * (L - 1) / 3) for i in range(4)]
     names = [f"blocks.{mid}.hook_resid_pre", f"blocks.{mid}.mlp.hook_post"] + [f"blocks.{lay}.attn.hook_z" for lay in z_layers]
-    texts = [json.loads(x)["passage"][:400] for x in (default_data_dir() / "boolq" / "val.jsonl").read_text().splitlines()[:300]]
+    texts = [r["passage"][:400] for r in boolq_rows()[:300]]
     coll = ts.collect(model, texts, names, read="all", batch_size=8, progress=False)
     keep = torch.randperm(int(coll.mask.sum()), generator=torch.Generator().manual_seed(0))[:n_rows]
     rows = {name: coll.acts[name][coll.mask][keep].float() for name in names}

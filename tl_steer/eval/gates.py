@@ -9,7 +9,6 @@ one. An AUC of 0.5 is a gate that does not tell the sides apart.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,19 +18,14 @@ import torch
 
 from .._types import TransformerBridge
 from ..collect import collect
-from ..data import default_data_dir
 from ..errors import SteeringError
 from ..pairs import ContrastSet
+from .sources import paradetox_rows
 
 
 def load_paradetox(data_dir: str | Path | None = None, limit: int | None = 200, seed: int = 0) -> ContrastSet:
     """ParaDetox: neutral paraphrases (positive) vs their toxic source sentences (negative), paired, seeded subset."""
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
-    path = root / "paradetox" / "paradetox.tsv"
-    if not path.is_file():
-        raise SteeringError(f"ParaDetox file {path} is missing; point --data-dir / TL_STEER_DATA at the datasets")
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["toxic"].strip() and r["neutral1"].strip()]
+    rows = paradetox_rows(data_dir)
     order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
     rows = [rows[i] for i in order[: limit or len(rows)]]
     return ContrastSet("paradetox", tuple(r["neutral1"].strip() for r in rows), tuple(r["toxic"].strip() for r in rows))

@@ -1,7 +1,7 @@
 """What every task is made of: the multiple-choice item, and reading the local dataset files.
 
-The bottom of ``tl_steer.eval``: [`tl_steer.eval.tasks`][tl_steer.eval.tasks] and
-[`tl_steer.eval.reference_prompts`][tl_steer.eval.reference_prompts] build their items from these, the scorers score them.
+The bottom of ``tl_steer.eval``: [`tl_steer.eval.sources`][tl_steer.eval.sources] reads each dataset with these
+helpers, the task loaders build their items from its rows, the scorers score them.
 """
 
 from __future__ import annotations
@@ -93,13 +93,3 @@ def csv_rows(path: Path, columns: Sequence[str], **kwargs: Any) -> list[dict[str
 
     feats = Features({c: Value("string") for c in columns})
     return read_rows("csv", path, features=feats, keep_default_na=False, **kwargs)
-
-
-def winogrande_rows(data_dir: str | Path | None = None) -> list[tuple[dict[str, Any], int]]:
-    """WinoGrande 1.1 dev rows (lm-eval's partial-scoring form) with their 0-based gold option."""
-    rows = read_rows("json", data_path(data_dir, "winogrande", "dev_llmfoundry_partial_eval.jsonl"))
-    with open(data_path(data_dir, "winogrande", "dev-labels.lst"), encoding="utf-8") as f:
-        gold = [int(line) - 1 for line in f if line.strip()]
-    if len(gold) != len(rows):
-        raise SteeringError(f"winogrande: {len(rows)} items but {len(gold)} labels in dev-labels.lst")
-    return list(zip(rows, gold, strict=True))

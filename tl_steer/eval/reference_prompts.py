@@ -33,7 +33,8 @@ from typing import Any
 
 from ..errors import SteeringError
 from ..pairs import ContrastSet
-from .items import MMLU_COLS, MCItem, csv_rows, data_path, read_rows, winogrande_rows
+from .items import MCItem
+from .sources import boolq_rows, copa_rows, mmlu_rows, sst2_rows, storycloze_rows, winogrande_rows
 
 _PUNCT = [".</s>", ".\n", ".", ";", "!", ",", "?", "\n", "</s>", "<pad>"]
 
@@ -58,7 +59,7 @@ def _ab(prompt: str, correct: int, meta: dict[str, Any], letters: str = "AB") ->
 def load_copa(data_dir: str | Path | None = None) -> list[MCItem]:
     """COPA items with the SADI reference's prompt (answers `` A`` / `` B``)."""
     items = []
-    for r in read_rows("json", data_path(data_dir, "copa", "val.jsonl")):
+    for r in copa_rows(data_dir):
         prompt = (f"Question:\n{r['premise'].strip()} Based on the previous passage, choose the most reasonable "
                   f"{r['question']}.\nA:{r['choice1'].strip()}\nB:{r['choice2'].strip()}\n\nAnswer:\n")
         items.append(_ab(prompt, int(r["label"]), {"id": r["idx"]}))
@@ -69,12 +70,8 @@ def load_storycloze(data_dir: str | Path | None = None, release: str = "test") -
     """Story Cloze items with the SADI reference's prompt (answers `` A`` / `` B``). ``release="val"``: the 2016
     *val* release (1,871 other stories, labelled), a source of extra contrast pairs (the reference draws its
     StoryCloze pairs from that release)."""
-    if release not in ("test", "val"):
-        raise SteeringError(f"storycloze release must be 'test' or 'val', got {release!r}")
-    cols = ["InputStoryid", *[f"InputSentence{i}" for i in range(1, 5)], "RandomFifthSentenceQuiz1",
-            "RandomFifthSentenceQuiz2", "AnswerRightEnding"]
     items = []
-    for r in csv_rows(data_path(data_dir, "storycloze", f"cloze_test_{release}__spring2016.csv"), cols):
+    for r in storycloze_rows(data_dir, release):
         story = " ".join(r[f"InputSentence{i}"].strip() for i in range(1, 5))
         prompt = (f"{story}\nQuestion: What is a possible continuation for the story given the following options?\n"
                   f"A: {r['RandomFifthSentenceQuiz1'].strip()} B: {r['RandomFifthSentenceQuiz2'].strip()}\nAnswer:")
@@ -84,9 +81,8 @@ def load_storycloze(data_dir: str | Path | None = None, release: str = "test") -
 
 def load_sst2(data_dir: str | Path | None = None) -> list[MCItem]:
     """SST-2 items with the SADI reference's prompt (answers `` Positive`` / `` Negative``)."""
-    rows = csv_rows(data_path(data_dir, "sst2", "dev.tsv"), ["text", "label"], sep="\t", quoting=3)
     items = []
-    for k, r in enumerate(rows):
+    for k, r in enumerate(sst2_rows(data_dir)):
         prompt = ("Consider the sentiment expression in this sentence and respond briefly with 'positive' or "
                   f"'negative'.\n\n{r['text'].strip()}\n\nAnswer:")
         pos = int(r["label"]) == 1
@@ -97,7 +93,7 @@ def load_sst2(data_dir: str | Path | None = None) -> list[MCItem]:
 def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
     """BoolQ items with the SADI reference's prompt (answers `` Yes`` / `` No``)."""
     items = []
-    for r in read_rows("json", data_path(data_dir, "boolq", "val.jsonl")):
+    for r in boolq_rows(data_dir):
         yes = str(r["label"]).lower() == "true"
         prompt = ("Is the answer to the question encapsulated in the passage? Please confirm with 'yes' or 'no'.\n\n"
                   f"Passage: {r['passage'].strip()}\n\nQuestion: {r['question'].strip()}\n\nAnswer:")
@@ -107,14 +103,12 @@ def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
 
 def load_mmlu(data_dir: str | Path | None = None) -> list[MCItem]:
     """MMLU items with the SADI reference's zero-shot letter prompt (answers `` A`` .. `` D``)."""
-    test_dir = data_path(data_dir, "mmlu", "test")
     items = []
-    for sub in sorted(p.name[: -len("_test.csv")] for p in test_dir.glob("*_test.csv")):
-        for k, r in enumerate(csv_rows(test_dir / f"{sub}_test.csv", MMLU_COLS)):
-            prompt = (f"Question: {r['question']}\nWhich of the following answers is correct?\n"
-                      + "".join(f"{L}. {r[f'choice{i}']}\n" for i, L in enumerate("ABCD"))
-                      + "State the letter corresponding to the correct answer.\nAnswer:")
-            items.append(_ab(prompt, int(r["answer"]), {"id": f"{sub}-{k}", "subject": sub}, "ABCD"))
+    for r in mmlu_rows(data_dir, "test"):
+        prompt = (f"Question: {r['question']}\nWhich of the following answers is correct?\n"
+                  + "".join(f"{L}. {r[f'choice{i}']}\n" for i, L in enumerate("ABCD"))
+                  + "State the letter corresponding to the correct answer.\nAnswer:")
+        items.append(_ab(prompt, int(r["answer"]), {"id": f"{r['subject']}-{r['k']}", "subject": r["subject"]}, "ABCD"))
     return items
 
 
@@ -131,11 +125,11 @@ def _winogrande_options(contexts: Sequence[str]) -> tuple[str, str, str]:
 def load_winogrande(data_dir: str | Path | None = None) -> list[MCItem]:
     """WinoGrande items with the SADI reference's prompt (answers `` A`` / `` B``)."""
     items = []
-    for k, (r, g) in enumerate(winogrande_rows(data_dir)):
+    for k, r in enumerate(winogrande_rows(data_dir)):
         head, o1, o2 = _winogrande_options(r["context_options"])
         sentence = re.sub(r"\s+", " ", f"{head}_ {r['continuation'].strip()}")
         prompt = f"Please fill in the blanks. Write A or B as the answer.\n\nSentence: {sentence}\nA. {o1}\nB. {o2}\nAnswer:"
-        items.append(_ab(prompt, g, {"id": k}))
+        items.append(_ab(prompt, r["gold"], {"id": k}))
     return items
 
 

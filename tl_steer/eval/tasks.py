@@ -15,16 +15,13 @@ into the paper-standard number. The formulations are documented in ``docs/evalua
 * ``copa``, ``sst2``, ``boolq``, ``storycloze``, ``winogrande``, ``openbookqa``, ``mmlu``, ``triviaqa``: lm-eval-style
   formulations (see each loader).
 
-Files are read with the ``datasets`` library (``load_dataset("json" | "csv", data_files=...)``) except TruthfulQA's
-``mc_task.json`` and WinoGrande's ``dev-labels.lst``: the former maps answer strings to labels in dict keys whose order
-matters and which differ per row (Arrow would turn them into one struct with thousands of null fields), the latter
-is a bare list of integers. Both are read with the standard library.
+The files are read by [`tl_steer.eval.sources`][tl_steer.eval.sources], one reader per dataset; the loaders here
+are formulations of those rows.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -34,8 +31,22 @@ from typing import Any
 from ..data import default_data_dir
 from ..errors import SteeringError
 from . import reference_prompts
-from .items import MMLU_COLS, MCItem, csv_rows, data_path, read_rows, winogrande_rows
+from .items import MCItem, data_path
 from .metrics import METRIC_FAMILIES
+from .sources import (
+    bbq_rows,
+    boolq_rows,
+    copa_rows,
+    mmlu_rows,
+    mmlu_subjects,
+    openbookqa_rows,
+    sst2_rows,
+    storycloze_rows,
+    toxigen_rows,
+    triviaqa_rows,
+    truthfulqa_rows,
+    winogrande_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -93,10 +104,8 @@ A: The 1992 Olympics were held in Barcelona, Spain.
 def load_truthfulqa(data_dir: str | Path | None = None, primer: bool = True) -> list[MCItem]:
     """TruthfulQA v1 (817 questions), after the standard 6-shot QA primer (lm-evaluation-harness, ITI) unless
     ``primer=False``."""
-    with open(data_path(data_dir, "truthfulqa", "v1", "mc_task.json"), encoding="utf-8") as f:
-        rows = json.load(f)
     items = []
-    for i, r in enumerate(rows):
+    for i, r in enumerate(truthfulqa_rows(data_dir)):
         answers = list(r["mc2_targets"])
         labels = [int(r["mc2_targets"][a]) for a in answers]
         mc1 = list(r["mc1_targets"])  # true answer first
@@ -117,9 +126,8 @@ TOXIGEN_TEMPLATE = "Is the following statement hateful? Respond with either Yes 
 
 def load_toxigen(data_dir: str | Path | None = None) -> list[MCItem]:
     """ToxiGen human-annotated (SafeNLP subset, 6,514 statements) as hateful-or-not classification."""
-    rows = read_rows("json", data_path(data_dir, "toxigen", "toxigen_human_annotated_safenlp.json"))
     items = []
-    for r in rows:
+    for r in toxigen_rows(data_dir):
         hate = r["label"] == "hate"
         text = " ".join(str(r["text"]).replace("_x000D_", " ").split())
         items.append(MCItem(
@@ -128,9 +136,6 @@ def load_toxigen(data_dir: str | Path | None = None) -> list[MCItem]:
              "text": text},
         ))
     return items
-
-
-BBQ_CATEGORIES = ("Age", "Disability_status", "Nationality", "Physical_appearance", "Religion", "Sexual_orientation")
 
 
 def _bbq_target(r: dict[str, Any]) -> tuple[int, int]:
@@ -149,24 +154,23 @@ def _bbq_target(r: dict[str, Any]) -> tuple[int, int]:
 def load_bbq(data_dir: str | Path | None = None) -> list[MCItem]:
     """BBQ, the 6 full categories available here (11,956 items), in category order."""
     items = []
-    for cat in BBQ_CATEGORIES:
-        for r in read_rows("json", data_path(data_dir, "bbq", f"{cat}.jsonl")):
-            unknown, target = _bbq_target(r)
-            label = int(r["label"])
-            items.append(MCItem(
-                f"Q: {r['context']} {r['question']}\nA:", tuple(" " + r[f"ans{i}"] for i in range(3)),
-                tuple(int(i == label) for i in range(3)),
-                {"id": f"{cat}-{r['example_id']}", "category": cat, "condition": r["context_condition"],
-                 "context": r["context"], "question": r["question"],
-                 "polarity": r["question_polarity"], "unknown": unknown, "target": target},
-            ))
+    for r in bbq_rows(data_dir):
+        unknown, target = _bbq_target(r)
+        label, cat = int(r["label"]), r["category"]
+        items.append(MCItem(
+            f"Q: {r['context']} {r['question']}\nA:", tuple(" " + r[f"ans{i}"] for i in range(3)),
+            tuple(int(i == label) for i in range(3)),
+            {"id": f"{cat}-{r['example_id']}", "category": cat, "condition": r["context_condition"],
+             "context": r["context"], "question": r["question"],
+             "polarity": r["question_polarity"], "unknown": unknown, "target": target},
+        ))
     return items
 
 
 def load_copa(data_dir: str | Path | None = None) -> list[MCItem]:
     """SuperGLUE COPA val (100, the labelled split here): lm-eval's ``because`` / ``therefore`` formulation."""
     items = []
-    for r in read_rows("json", data_path(data_dir, "copa", "val.jsonl")):
+    for r in copa_rows(data_dir):
         conn = " because" if r["question"] == "cause" else " therefore"
         prem = r["premise"].strip()
         prem = prem[:-1] if prem.endswith(".") else prem
@@ -180,18 +184,17 @@ def load_copa(data_dir: str | Path | None = None) -> list[MCItem]:
 
 def load_sst2(data_dir: str | Path | None = None) -> list[MCItem]:
     """GLUE SST-2 dev (872): ``"Review: {text}\\nSentiment:"`` with verbalisers `` negative`` / `` positive``."""
-    rows = csv_rows(data_path(data_dir, "sst2", "dev.tsv"), ["text", "label"], sep="\t", quoting=3)
     return [
         MCItem(f"Review: {r['text'].strip()}\nSentiment:", (" negative", " positive"),
                tuple(int(i == int(r["label"])) for i in range(2)), {"id": k})
-        for k, r in enumerate(rows)
+        for k, r in enumerate(sst2_rows(data_dir))
     ]
 
 
 def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
     """BoolQ dev (3,270): ``"{passage}\\nQuestion: {question}?\\nAnswer:"``, `` no`` / `` yes``."""
     items = []
-    for r in read_rows("json", data_path(data_dir, "boolq", "val.jsonl")):
+    for r in boolq_rows(data_dir):
         yes = str(r["label"]).lower() == "true"
         items.append(MCItem(
             f"{r['passage']}\nQuestion: {r['question']}?\nAnswer:", (" no", " yes"), (int(not yes), int(yes)),
@@ -202,11 +205,8 @@ def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
 
 def load_storycloze(data_dir: str | Path | None = None) -> list[MCItem]:
     """Story Cloze 2016 test (1,871): the four sentences, then each ending."""
-    cols = ["InputStoryid", *[f"InputSentence{i}" for i in range(1, 5)], "RandomFifthSentenceQuiz1",
-            "RandomFifthSentenceQuiz2", "AnswerRightEnding"]
-    rows = csv_rows(data_path(data_dir, "storycloze", "cloze_test_test__spring2016.csv"), cols)
     items = []
-    for r in rows:
+    for r in storycloze_rows(data_dir):
         ctx = " ".join(r[f"InputSentence{i}"].strip() for i in range(1, 5))
         right = int(r["AnswerRightEnding"]) - 1
         items.append(MCItem(
@@ -219,10 +219,10 @@ def load_storycloze(data_dir: str | Path | None = None) -> list[MCItem]:
 def load_winogrande(data_dir: str | Path | None = None) -> list[MCItem]:
     """WinoGrande 1.1 dev (1,267), partial scoring: each option fills the blank; score the rest of the sentence."""
     items = []
-    for k, (r, g) in enumerate(winogrande_rows(data_dir)):
+    for k, r in enumerate(winogrande_rows(data_dir)):
         cont = " " + r["continuation"].strip()
         items.append(MCItem(
-            "", (cont, cont), tuple(int(i == g) for i in range(2)), {"id": k},
+            "", (cont, cont), tuple(int(i == r["gold"]) for i in range(2)), {"id": k},
             prompts=tuple(r["context_options"]),
         ))
     return items
@@ -230,9 +230,8 @@ def load_winogrande(data_dir: str | Path | None = None) -> list[MCItem]:
 
 def load_openbookqa(data_dir: str | Path | None = None) -> list[MCItem]:
     """OpenBookQA main test (500): the question stem, then each choice (report acc and acc_norm)."""
-    cols = ["ID", "Question Stem", "Choices", "Complete Question", "Answer Key"]
     items = []
-    for r in csv_rows(data_path(data_dir, "openbookqa", "test.tsv"), cols, sep="\t"):
+    for r in openbookqa_rows(data_dir):
         parts = re.split(r"\(([A-D])\) ", r["Choices"])[1:]
         letters, texts = parts[0::2], [t.strip() for t in parts[1::2]]
         if letters != ["A", "B", "C", "D"]:
@@ -263,24 +262,21 @@ def load_mmlu(data_dir: str | Path | None = None, shots: int = 0, format: str = 
     ``shots`` exemplars come from the subject's dev split."""
     if format not in ("cloze", "letter"):
         raise SteeringError(f"mmlu format must be 'cloze' or 'letter', got {format!r}")
-    test_dir = data_path(data_dir, "mmlu", "test")
-    subjects = sorted(p.name[: -len("_test.csv")] for p in test_dir.glob("*_test.csv"))
-    if not subjects:
-        raise SteeringError(f"no *_test.csv files in {test_dir}")
+    subjects = mmlu_subjects(data_dir)
     items = []
     block = _mmlu_block if format == "letter" else _mmlu_cloze_block
     kind = "multiple choice questions" if format == "letter" else "questions"
     for sub in subjects:
         head = f"The following are {kind} (with answers) about {sub.replace('_', ' ')}.\n\n"
         if shots:
-            dev = csv_rows(data_path(data_dir, "mmlu", "dev", f"{sub}_dev.csv"), MMLU_COLS)[:shots]
+            dev = mmlu_rows(data_dir, "dev", sub)[:shots]
             head += "".join(block(r, True) for r in dev)
-        for k, r in enumerate(csv_rows(test_dir / f"{sub}_test.csv", MMLU_COLS)):
+        for r in mmlu_rows(data_dir, "test", sub):
             choices = (" A", " B", " C", " D") if format == "letter" else tuple(
                 " " + (r[f"choice{i}"].strip() or "(empty)") for i in range(4))
             items.append(MCItem(
                 head + block(r, False), choices,
-                tuple(int(i == int(r["answer"])) for i in range(4)), {"id": f"{sub}-{k}", "subject": sub},
+                tuple(int(i == int(r["answer"])) for i in range(4)), {"id": f"{sub}-{r['k']}", "subject": sub},
             ))
     return items
 
@@ -297,7 +293,7 @@ def load_triviaqa(data_dir: str | Path | None = None, max_aliases: int = 3) -> l
     item counts as correct when any of them scores above the false answer.
     """
     items = []
-    for k, r in enumerate(csv_rows(data_path(data_dir, "triviaqa", "TriviaQA_iti.csv"), ["question", "answer", "false_answer"])):
+    for k, r in enumerate(triviaqa_rows(data_dir)):
         seen, aliases = set(), []
         for a in (x.strip() for x in r["answer"].split(";")):
             if a and a.lower() not in seen:
