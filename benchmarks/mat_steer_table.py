@@ -101,17 +101,15 @@ def main(argv: list[str] | None = None) -> int:
             return args.tqa_val_limit if task.startswith("truthfulqa") else args.val_limit
         return args.tqa_limit if task.startswith("truthfulqa") else args.limit
 
-    def run(label: str, hooks: list, task: str, split: str, cfg: dict | None = None, method: str = "none") -> EvalResult:
-        r = evaluate(model, task, hooks, method=method, split=split, limit=limit(task, split), data_dir=args.data_dir,
-                     batch_size=args.batch_size, progress=False, model_name=args.model, config=cfg or {})
-        r.method = label
-        return r
+    def run(label: str, hooks: list, task: str, split: str, cfg: dict | None = None) -> EvalResult:
+        return evaluate(model, task, hooks, label=label, split=split, limit=limit(task, split), data_dir=args.data_dir,
+                        batch_size=args.batch_size, progress=False, model_name=args.model, config=cfg or {})
 
     def val_score(hooks: list) -> float:
         return sum(run("val", hooks, t, "val").value for t in TASKS) / len(TASKS)
 
     def fit(method: str, sets_: list, layer: int, **extra: Any) -> Any:
-        opts = FitOptions(layer=layer, k=None, seed=args.seed, batch_size=args.batch_size, progress=False,
+        opts = FitOptions(layer=layer, k=None, seed=args.seed, read_batch_size=args.batch_size, progress=False,
                           extra={**(epochs if method == TARGET else {}), **extra})
         return steering.fit(method, model, sets_, opts)
 
@@ -147,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- baselines: strength on val at their registered placement ------------------------------------------
     fitted = steering.fit_many(list(BASELINES), model, balanced,
-                               FitOptions(layer=n_layers // 2, seed=args.seed, batch_size=args.batch_size, progress=False))
+                               FitOptions(layer=n_layers // 2, seed=args.seed, read_batch_size=args.batch_size, progress=False))
     baseline_val = {}
     for name, m in fitted.items():
         pos = registry.get(name).default_positions
@@ -173,11 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         results[label] = {}
         for t in tasks:
             n = args.mmlu_limit if t == "mmlu" else limit(t, "test")
-            r = evaluate(model, t, hooks, method="prompting" if label == "prompting" else "none", split="test",
-                         limit=n, data_dir=args.data_dir, batch_size=args.batch_size, progress=False,
-                         model_name=args.model, config=cfg)
-            r.method = label
-            results[label][t] = r
+            results[label][t] = evaluate(model, t, hooks, label=label, prompting=label == "prompting", split="test",
+                                         limit=n, data_dir=args.data_dir, batch_size=args.batch_size, progress=False,
+                                         model_name=args.model, config=cfg)
             write_json(r, out / "cells")
         print(f"test {label:28s} " + "  ".join(f"{t}={results[label][t].value:.3f}" for t in tasks))
 

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--fit-option {sorted(set(extra) - takes)}: none of {fitted_methods} takes it")
         fit_options = {m: {o.name: extra[o.name] for o in registry.get(m).options if o.name in extra}
                        for m in fitted_methods}
-        opts = steering.FitOptions(layer=args.layer, k=args.k, seed=args.seed, batch_size=args.batch_size,
+        opts = steering.FitOptions(layer=args.layer, k=args.k, seed=args.seed, read_batch_size=args.batch_size,
                                    progress=not args.quiet, extra=extra)
         fitted = steering.fit_many(fitted_methods, model, sets, opts)  # one activation pass for all methods
         print(f"fitted {', '.join(repr(f) for f in fitted.values())} in {time.perf_counter() - t0:.0f}s")
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                "fit_tasks": list(TASKS), "fit_limit": args.fit_limit, "max_pairs": args.max_pairs, "device": dev,
                "fit_options": fit_options.get(method, {}),
                **({"fit_config": getattr(fitted[method], "fit_config", None)} if method in fitted else {})}
-        return evaluate(model, task, hooks, method=method, split=split, limit=limit, data_dir=args.data_dir,
+        return evaluate(model, task, hooks, label=method, prompting=method == "prompting", split=split, limit=limit, data_dir=args.data_dir,
                         batch_size=args.batch_size, progress=not args.quiet, model_name=args.model,
                         task_options=task_options, config=cfg)
 

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         test = select(items, spec.pool, "test", args.n_test)
         pairs = reference_pairs(task, train, args.pairs, args.seed)
         names = {v: _names(model, s) for v, s in SITES.items()}
-        opts = FitOptions(k=None, seed=args.seed, batch_size=8, progress=False)
+        opts = FitOptions(k=None, seed=args.seed, read_batch_size=8, progress=False)
         base_reads = sorted({n for m in BASELINES for n in registry.get(m).reads(model, opts)})
         needed = sorted({n for ns in names.values() for n in ns} | set(base_reads))
         pos, neg = registry.read_activations(model, [pairs], needed, opts)
@@ -358,7 +358,7 @@ def pairs_curve(model: Any, args: argparse.Namespace, grid: dict) -> dict[str, A
     counts = sorted({min(c, len(train)) for c in args.curve})
     pairs = reference_pairs(task, train, max(counts), args.seed)
     zn = _names(model, Site.Z)
-    opts = FitOptions(k=None, seed=args.seed, batch_size=8, progress=False)
+    opts = FitOptions(k=None, seed=args.seed, read_batch_size=8, progress=False)
     pos, neg = registry.read_activations(model, [pairs], zn, opts)
     P, N = pos[pairs.attribute], neg[pairs.attribute]
     ks, ss = grid["head"]
@@ -406,7 +406,7 @@ def triviaqa(model: Any, args: argparse.Namespace, grid: dict) -> dict[str, Any]
     test = select(items, spec.pool, "test", args.n_test)
     pairs = reference_pairs("triviaqa", train, args.pairs, args.seed)
     zn = _names(model, Site.Z)
-    opts = FitOptions(k=None, seed=args.seed, batch_size=8, progress=False)
+    opts = FitOptions(k=None, seed=args.seed, read_batch_size=8, progress=False)
     reads = sorted(set(zn) | {n for m in BASELINES for n in registry.get(m).reads(model, opts)})
     pos, neg = registry.read_activations(model, [pairs], reads, opts)
     P, N = pos[pairs.attribute], neg[pairs.attribute]

@@ -88,7 +88,7 @@ def _fit_opts(args: argparse.Namespace, method: str) -> Any:
         raise SteeringError(
             f"{', '.join('--' + f.replace('_', '-') for f in foreign)} do not apply to --method {method}"
         )
-    return FitOptions(layer=args.layer, site=args.site, k=args.k, seed=args.seed, batch_size=args.batch_size,
+    return FitOptions(layer=args.layer, site=args.site, k=args.k, seed=args.seed, read_batch_size=args.read_batch_size or args.batch_size,
                       progress=not args.quiet, extra=flags)
 
 
@@ -152,7 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         hooks = steering.hooks(method, fitted, model, args.positions, args.strength)
     method = method or "none"
     for task in args.task:
-        res = evaluate(model, task, hooks, method=method, split=args.split, limit=args.limit, data_dir=args.data_dir,
+        res = evaluate(model, task, hooks, label=method, prompting=method == "prompting", split=args.split, limit=args.limit, data_dir=args.data_dir,
                        batch_size=args.batch_size, progress=not args.quiet, model_name=args.model,
                        task_options=_task_options(args, task), config=cfg, shared_prompt=args.shared_prompt)
         e = res.metrics[res.headline]
@@ -212,7 +212,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-option", action="append", metavar="[TASK:]KEY=VALUE",
                    help="task loader option, e.g. primer=true (TruthfulQA), mmlu:shots=0; KEY=VALUE goes to every "
                         "task that takes KEY")
-    p.add_argument("--batch-size", type=int, default=8, help="rows per forward (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=8, help="rows per scoring forward (default %(default)s)")
+    p.add_argument("--read-batch-size", type=int, default=None,
+                   help="contrast texts per forward when fitting (default: --batch-size)")
     p.add_argument("--shared-prompt", action="store_true",
                    help="run each item's prompt once and score its choices on the KV cache (same scores within 1e-4; "
                         "faster with long prompts and many choices, e.g. TruthfulQA)")

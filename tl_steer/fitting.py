@@ -41,7 +41,9 @@ class FitOptions:
     k: int | None = None  #: number of selected elements, for methods that select (heads, neurons, units)
     read: str | int = "last"  #: where activations are read in each contrast text: "last", "mean" or -i
     seed: int = 0
-    batch_size: int = 8
+    #: texts per forward pass when reading activations (not a training batch: a method's own minibatch, such as
+    #: MAT-Steer's ``batch_size``, goes in ``extra``)
+    read_batch_size: int = 8
     progress: bool = True
     #: put a BOS token before each contrast text; None: the tokenizer's own rule (``collect.tokenizer_bos``)
     prepend_bos: bool | None = None
@@ -51,7 +53,7 @@ class FitOptions:
         check_int(self.layer, "FitOptions.layer", 0, optional=True)
         check_int(self.k, "FitOptions.k", 1, optional=True)
         check_int(self.seed, "FitOptions.seed", 0)
-        check_int(self.batch_size, "FitOptions.batch_size", 1)
+        check_int(self.read_batch_size, "FitOptions.read_batch_size", 1)
         check_bos(self.prepend_bos, "FitOptions.prepend_bos")
         if not isinstance(self.extra, dict):
             raise SteeringError(f"FitOptions.extra must be a dict of the method's own options, got {self.extra!r}")
@@ -154,7 +156,7 @@ def read_activations(
     attrs = [s.attribute for s in sets]
     if len(set(attrs)) != len(attrs):
         raise SteeringError(f"contrast sets must have distinct attributes, got {attrs}")
-    kw = dict(read=opts.read, batch_size=opts.batch_size, progress=opts.progress, prepend_bos=opts.prepend_bos)
+    kw = dict(read=opts.read, batch_size=opts.read_batch_size, progress=opts.progress, prepend_bos=opts.prepend_bos)
     positive = {s.attribute: collect(model, list(s.positive), list(hook_names), **kw).acts for s in sets}
     negative = {s.attribute: collect(model, list(s.negative), list(hook_names), **kw).acts for s in sets}
     return positive, negative

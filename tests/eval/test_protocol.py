@@ -87,7 +87,7 @@ def test_results_compare_on_the_same_items(tiny, data_dir):
 
     v = ts.mean_diff(tiny, ts.ContrastSet("x", ("yes", "sure"), ("no", "never")), layer=1)
     base = evaluate(tiny, "toxigen", [], split="val", limit=12, data_dir=data_dir, progress=False)
-    steered = evaluate(tiny, "toxigen", v.hooks(tiny, strength=8.0), method="caa", split="val", limit=12,
+    steered = evaluate(tiny, "toxigen", v.hooks(tiny, strength=8.0), label="caa", split="val", limit=12,
                        data_dir=data_dir, progress=False)
     cmp = base.compare(steered)
     assert cmp.n == 12 and cmp.metric == "acc" and cmp.mcnemar_p is not None
@@ -114,3 +114,24 @@ def test_auc_and_gate_selectivity_on_planted_gates(tiny):
     assert neg.auc >= 0.75 and neg.auc + pos.auc == pytest.approx(1.0)  # opposite gates rank the texts oppositely
     assert neg.mean_negative > neg.mean_positive and pos.mean_negative < pos.mean_positive
     assert neg.n_positive == neg.n_negative == 3
+
+
+@pytest.mark.data
+def test_evaluate_label_is_a_name_and_prompting_the_only_switch(tiny, data_dir):
+    from tl_steer.eval.run import evaluate
+
+    kw = dict(split="val", limit=4, data_dir=data_dir, progress=False)
+    base = evaluate(tiny, "copa", [], **kw)
+    named = evaluate(tiny, "copa", [], label="my-run", **kw)  # a label changes nothing but the name
+    assert (base.method, named.method) == ("none", "my-run") and named.per_item == base.per_item
+    prompted = evaluate(tiny, "copa", [], prompting=True, **kw)
+    assert prompted.method == "prompting" and prompted.config["prompting"] is True
+    assert base.config["prompting"] is False  # (tests/eval/test_eval_cli.py checks that the prompt changes)
+    labelled = evaluate(tiny, "copa", [], label="instructed", prompting=True, **kw)
+    assert labelled.method == "instructed" and labelled.per_item == prompted.per_item
+    former = evaluate(tiny, "copa", [], method="prompting", **kw)  # the former spelling keeps its meaning
+    assert former.method == "prompting" and former.per_item == prompted.per_item
+    with pytest.raises(ts.SteeringError, match="not both"):
+        evaluate(tiny, "copa", [], method="caa", label="x", **kw)
+    with pytest.raises(ts.SteeringError, match="non-empty string"):
+        evaluate(tiny, "copa", [], label=" ", **kw)

@@ -74,7 +74,9 @@ def evaluate(
     task: str,
     hooks: HookList | None = None,
     *,
-    method: str = "none",
+    label: str | None = None,
+    prompting: bool | None = None,
+    method: str | None = None,
     split: str = "test",
     limit: int | None = None,
     data_dir: str | Path | None = None,
@@ -89,24 +91,39 @@ def evaluate(
 ) -> EvalResult:
     """Score ``task``'s ``split`` (first ``limit`` items of the stored seeded order) under ``hooks``.
 
-    ``method="prompting"`` puts the task's instruction in front of every prompt (no hooks needed); any other method
-    name is only a label for the result: pass its hooks (``tl_steer.eval.steering.hooks``). ``split_dir``: where
-    the pools' split files are (default the package's committed ones; a task of your own can keep its own).
+    Args:
+        label: the condition's name, recorded in the result (``result.method``) and its file name; only a name
+            (default ``"prompting"`` when ``prompting``, else ``"none"``).
+        prompting: put the task's instruction (``TaskSpec.instruction``) in front of every prompt: the prompting
+            baseline. The only switch; hooks come from ``hooks`` (``tl_steer.eval.steering.hooks``).
+        method: the former spelling, both a label and a switch (``method="prompting"`` meant ``prompting=True``):
+            still accepted, with that meaning, when ``label`` and ``prompting`` are not given.
+        split_dir: where the pools' split files are (default the package's committed ones; a task of your own can
+            keep its own).
     """
     t0 = time.perf_counter()
     spec = get_task(task)
-    method = parse_method(method)
+    if method is not None:
+        if label is not None or prompting is not None:
+            raise SteeringError(f"evaluate({task!r}): pass label=/prompting= or the former method=, not both "
+                                f"(got method={method!r}, label={label!r}, prompting={prompting!r})")
+        method = parse_method(method)
+        label, prompting = method, method == "prompting"
+    prompting = bool(prompting)
+    label = label if label is not None else ("prompting" if prompting else "none")
+    if not isinstance(label, str) or not label.strip():
+        raise SteeringError(f"evaluate({task!r}): label must be a non-empty string, got {label!r}")
     items = select(load_task(spec.name, data_dir, **(task_options or {})), spec.pool, split, limit, split_dir)
-    if method == "prompting":
+    if prompting:
         items = [it.with_prefix(spec.instruction) for it in items]
     bos = scoring_bos(model) if bos is None else bool(bos)
     scorer = score_items_shared if shared_prompt else score_items  # the same scores (1e-4); prompts run once
-    scores = scorer(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{method}", bos=bos)
+    scores = scorer(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{label}", bos=bos)
     metrics = compute_metrics(spec, items, scores)
     values = per_item(spec, items, scores)
     ids = [it.meta.get("id", i) for i, it in enumerate(items)]
     name = model_name or str(getattr(model.cfg, "model_name", "model"))
     cfg = {"task_options": task_options or {}, "batch_size": batch_size, "limit": limit, "bos": bos,
-           "shared_prompt": shared_prompt, **(config or {})}
-    return EvalResult(spec.name, method, name, split, len(items), spec.metric, metrics, time.perf_counter() - t0, cfg,
+           "shared_prompt": shared_prompt, "prompting": prompting, **(config or {})}
+    return EvalResult(spec.name, label, name, split, len(items), spec.metric, metrics, time.perf_counter() - t0, cfg,
                       values, ids)

@@ -93,7 +93,7 @@ def mean_diff(
     names = _resolve_names(model, hook_names, layer, site)
     if read == "all":
         raise SteeringError("mean_diff needs one vector per text: read='last', 'mean' or a negative int")
-    opts = FitOptions(read=read, batch_size=batch_size, progress=progress, prepend_bos=prepend_bos)
+    opts = FitOptions(read=read, read_batch_size=batch_size, progress=progress, prepend_bos=prepend_bos)
     pos, neg = read_activations(model, [contrast], names, opts)  # the one reading path of fitting
     return mean_diff_from_activations(pos[contrast.attribute], neg[contrast.attribute], strength=strength,
                                       normalize=normalize)

@@ -225,7 +225,7 @@ class Iti(Described):
         """Collect ``hook_z`` at the last token of every text on ``layers`` (default all) and fit."""
         layers = list(range(model.cfg.n_layers)) if layers is None else [int(x) for x in layers]
         names = [hook_name(lay, Site.Z) for lay in layers]
-        pos, neg = read_activations(model, [contrast], names, FitOptions(batch_size=batch_size, progress=progress))
+        pos, neg = read_activations(model, [contrast], names, FitOptions(read_batch_size=batch_size, progress=progress))
         a = contrast.attribute
         return cls.from_activations(pos[a], neg[a], k=k, strength=strength, val_fraction=val_fraction, seed=seed,
                                     paired=contrast.paired, l2=l2, groups=contrast.groups)

@@ -621,7 +621,7 @@ class MatSteer(Described):
                 raise SteeringError(f"fit_texts expects ContrastSet objects, got {type(cs).__name__}")
         if len({cs.attribute for cs in contrast_sets}) != len(contrast_sets):
             raise SteeringError(f"two contrast sets share the attribute name: {[cs.attribute for cs in contrast_sets]}")
-        opts = FitOptions(read=read, batch_size=collect_batch_size, progress=fit_kwargs.get("progress", True))
+        opts = FitOptions(read=read, read_batch_size=collect_batch_size, progress=fit_kwargs.get("progress", True))
         pos, neg = read_activations(model, list(contrast_sets), [hook_name], opts)  # the one reading path
         method = cls.fit({a: v[hook_name] for a, v in pos.items()}, {a: v[hook_name] for a, v in neg.items()},
                          hook_name, **fit_kwargs)

@@ -374,7 +374,7 @@ class Sadi(Described):
         feature_shape(model, site)  # validates the site against the model config
         act = _neuron_act(model, site, rank)
         names = [f"blocks.{lay}.mlp.hook_pre" if act else hook_name(lay, site) for lay in layers]
-        pos, neg = read_activations(model, [contrast], names, FitOptions(batch_size=batch_size, progress=progress))
+        pos, neg = read_activations(model, [contrast], names, FitOptions(read_batch_size=batch_size, progress=progress))
         a = contrast.attribute
         return cls.from_activations(pos[a], neg[a], k=k, strength=strength, select=select, neuron_act=act)
 
