@@ -102,6 +102,9 @@ def test_sadi_sweep_over_k_and_delta_on_validation_prompts(tiny):
     assert scores[(1, 0.0)] == pytest.approx(scores[(4, 0.0)], abs=1e-6)  # delta 0 is the unsteered model
     assert scores[(4, 5.0)] != pytest.approx(scores[(4, 0.0)], abs=1e-4)
     assert res.best_score == max(scores.values())
+    frame = res.to_pandas()  # the docs show it: one row per setting, with its score
+    assert list(frame.columns) == ["k", "delta", "score"] and len(frame) == 4
+    assert frame["score"].max() == pytest.approx(res.best_score)
 
 
 def test_margin_sweep_in_one_batch_equals_the_sweep_one_strength_at_a_time(tiny):

@@ -14,10 +14,9 @@ Steering methods are HookPoint-compatible hook factories: every fitted method ha
 from . import registry
 from ._version import __version__ as __version__
 from .collect import Collection, collect
-from .core import HookList, Positions, SteeringHook, scoped, steer, tracking
+from .core import HookList, Positions, scoped, steer, tracking
 from .errors import HookNameError, ManifestError, ModelError, ScopeError, ShapeError, SteeringError
-from .io import load as load_method
-from .io import save
+from .io import load_method, save
 from .methods import *  # noqa: F403 - the registered methods' classes
 from .methods import __all__ as _methods_all
 from .models import load
@@ -27,6 +26,6 @@ from .sites import Site, hook_name
 
 __all__ = [
     *_methods_all, "Collection", "ContrastSet", "FitContext", "FitOptions", "HookList", "HookNameError", "ManifestError",
-    "ModelError", "Positions", "ScopeError", "ShapeError", "Site", "SteeringError", "SteeringHook", "SteeringMethod",
+    "ModelError", "Positions", "ScopeError", "ShapeError", "Site", "SteeringError", "SteeringMethod",
     "collect", "fit", "fit_from_activations", "fit_many", "hook_name", "load", "load_method", "registry", "save", "scoped", "steer", "tracking",
 ]

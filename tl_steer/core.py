@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 from jaxtyping import Bool
@@ -55,13 +55,6 @@ from .sites import validate_hook_name
 
 HookFn = Callable[..., Tensor | None]
 HookList = list[tuple[str, HookFn]]
-
-
-@runtime_checkable
-class SteeringHook(Protocol):
-    """``__call__(activation, hook) -> Tensor``: pure, same shape, dtype and device as ``activation``."""
-
-    def __call__(self, activation: Tensor, hook: Any) -> Tensor: ...
 
 
 class Positions(StrEnum):

@@ -7,7 +7,7 @@ A saved method is a directory::
       manifest.json                 # method, state, versions, hook names, model fingerprint, config, sha256
 
 Every registered method ([`tl_steer.registry`][tl_steer.registry]) is saveable: its fitted type has ``to_state()`` and
-``from_state(tensors, config)`` and a ``state`` name. [`load()`][tl_steer.io.load] validates the manifest against one schema, the
+``from_state(tensors, config)`` and a ``state`` name. [`load_method()`][tl_steer.io.load_method] validates the manifest against one schema, the
 tensors' checksum and, when a model is given, the model fingerprint and every hook name; every failure is a
 [`ManifestError`][tl_steer.errors.ManifestError] naming the field.
 
@@ -52,7 +52,7 @@ SCHEMA: dict[str, tuple[Any, ...]] = {
     "extra": (dict,),
 }
 class FingerprintWarning(UserWarning):
-    """[`load()`][tl_steer.io.load] with ``strict=False`` loaded a method fitted on another model."""
+    """[`load_method()`][tl_steer.io.load_method] with ``strict=False`` loaded a method fitted on another model."""
 
 
 _DTYPE_RTOL = {"torch.float32": 2.0**-20, "torch.float64": 2.0**-20, "torch.float16": 2.0**-9,
@@ -366,7 +366,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load(path: str | Path, model: TransformerBridge | None = None, expect: str | type | None = None, strict: bool = True) -> Any:
+def load_method(path: str | Path, model: TransformerBridge | None = None, expect: str | type | None = None, strict: bool = True) -> Any:
     """Load a method written by [`save()`][tl_steer.io.save].
 
     Args:
@@ -453,3 +453,9 @@ def load(path: str | Path, model: TransformerBridge | None = None, expect: str |
         if device is not None:
             method = method.to(torch.device(device))
     return method
+
+
+#: the former name of [`load_method()`][tl_steer.io.load_method] (``tl_steer.load`` loads a *model*; this loads a
+#: fitted method)
+load = load_method
+

@@ -106,7 +106,7 @@ def get(name: str) -> MethodSpec:
 
 
 def state_classes() -> dict[str, type]:
-    """``{state name: class}`` of every registered method's fitted type (what [`tl_steer.io.load()`][tl_steer.io.load] reads)."""
+    """``{state name: class}`` of every registered method's fitted type (what [`tl_steer.io.load_method()`][tl_steer.io.load_method] reads)."""
     return {spec.cls.state: spec.cls for spec in _REGISTRY.values()}
 
 

@@ -81,5 +81,5 @@ def hooks(method: str, fitted: Any, model: TransformerBridge, positions: str | N
 
 def load_fitted(path: Any, model: TransformerBridge, method: str | None = None) -> tuple[str, Any]:
     """``(method name, fitted method)`` saved by ``tl-steer fit``; ``method``, when given, must match the artefact."""
-    fitted = io.load(path, model=model, expect=_steering(method) if method else None)
+    fitted = io.load_method(path, model=model, expect=_steering(method) if method else None)
     return registry.resolve(fitted.method) or fitted.method, fitted

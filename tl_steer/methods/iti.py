@@ -151,7 +151,7 @@ class Iti(Described):
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> Iti:
-        """The inverse of [`tl_steer.methods.iti.Iti.to_state()`][tl_steer.methods.iti.Iti.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
+        """The inverse of [`tl_steer.methods.iti.Iti.to_state()`][tl_steer.methods.iti.Iti.to_state] (what [`tl_steer.io.load_method()`][tl_steer.io.load_method] calls)."""
         report = ProbeReport(tensors["heads"].long(), tensors["directions"], tensors["stds"],
                              tensors["probe_accuracy"], tuple(config["layers"]))
         strength = saved_strength(config, "alpha")  # format 1 said alpha

@@ -490,7 +490,7 @@ class MatSteer(Described):
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> MatSteer:
-        """The inverse of [`tl_steer.methods.mat_steer.MatSteer.to_state()`][tl_steer.methods.mat_steer.MatSteer.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
+        """The inverse of [`tl_steer.methods.mat_steer.MatSteer.to_state()`][tl_steer.methods.mat_steer.MatSteer.to_state] (what [`tl_steer.io.load_method()`][tl_steer.io.load_method] calls)."""
         if config.get("version") not in (1, STATE_VERSION):
             raise ManifestError(f"mat_steer state version {config.get('version')!r}, this tl_steer reads 1 and {STATE_VERSION}")
         missing = {"theta", "w", "b"} - set(tensors)

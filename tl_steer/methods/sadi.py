@@ -294,7 +294,7 @@ class Sadi(Described):
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> Sadi:
-        """The inverse of [`tl_steer.methods.sadi.Sadi.to_state()`][tl_steer.methods.sadi.Sadi.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
+        """The inverse of [`tl_steer.methods.sadi.Sadi.to_state()`][tl_steer.methods.sadi.Sadi.to_state] (what [`tl_steer.io.load_method()`][tl_steer.io.load_method] calls)."""
         return cls(config["site"], tuple(config["layers"]), tensors["scores"], tensors["mask"].bool(),
                    saved_strength(config, "delta"), config.get("d_head"))  # format 1 said delta
 

@@ -101,7 +101,7 @@ class SteeringVectors(Described):
 
     @classmethod
     def from_state(cls, tensors: dict[str, Tensor], config: dict[str, Any]) -> SteeringVectors:
-        """The inverse of [`tl_steer.methods.vector.SteeringVectors.to_state()`][tl_steer.methods.vector.SteeringVectors.to_state] (what [`tl_steer.io.load()`][tl_steer.io.load] calls)."""
+        """The inverse of [`tl_steer.methods.vector.SteeringVectors.to_state()`][tl_steer.methods.vector.SteeringVectors.to_state] (what [`tl_steer.io.load_method()`][tl_steer.io.load_method] calls)."""
         missing = [k for k in config["hook_names"] if k not in tensors]
         if missing:
             raise SteeringError(f"the saved tensors lack the vectors of {missing}")
