@@ -86,3 +86,13 @@ def test_local_files_via_datasets(tmp_path):
     (tmp_path / "copa" / "val.jsonl").write_text("\n".join(rows) + "\n")
     items = load_task("copa", tmp_path)
     assert items[0].prompt == "It rained therefore" and items[0].choices == (" we got wet.", " we got dry.")
+
+
+@pytest.mark.data
+def test_loaders_check_their_own_bounds(data_dir):
+    """The option checker knows types only (no branch on an option's name); TriviaQA's loader refuses max_aliases < 1."""
+    with pytest.raises(SteeringError, match="max_aliases=0 must be an int >= 1"):
+        load_task("triviaqa", data_dir, max_aliases=0)
+    with pytest.raises(SteeringError, match="must be an int >= 0"):
+        load_task("triviaqa", data_dir, max_aliases=-1)
+    assert len(load_task("triviaqa", data_dir, max_aliases=1)[0].choices) == 2

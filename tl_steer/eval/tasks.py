@@ -292,6 +292,8 @@ def load_triviaqa(data_dir: str | Path | None = None, max_aliases: int = 3) -> l
     The true side is the best-scoring of the first ``max_aliases`` distinct aliases (case-insensitive), so an
     item counts as correct when any of them scores above the false answer.
     """
+    if max_aliases < 1:
+        raise SteeringError(f"task 'triviaqa': option max_aliases={max_aliases!r} must be an int >= 1 (default 3)")
     items = []
     for k, r in enumerate(triviaqa_rows(data_dir)):
         seen, aliases = set(), []
@@ -391,7 +393,7 @@ def get_task(name: str) -> TaskSpec:
 
 def check_loader_options(task: str, loader: Any, options: dict[str, Any]) -> None:
     """Every option is a parameter of the task's loader and has its default's type: a bool for a bool (``primer``),
-    an int >= 0 for an int (``shots``; ``max_aliases`` >= 1), a string for a string. A [`SteeringError`][tl_steer.errors.SteeringError]
+    an int >= 0 for an int (``shots``; a loader checks its own tighter bounds), a string for a string. A [`SteeringError`][tl_steer.errors.SteeringError]
     names the option, the value and what the loader takes."""
     import inspect
 
@@ -405,8 +407,7 @@ def check_loader_options(task: str, loader: Any, options: dict[str, Any]) -> Non
         if isinstance(default, bool):
             ok, want = isinstance(value, bool), "true or false"
         elif isinstance(default, int):
-            low = 1 if key == "max_aliases" else 0
-            ok, want = (not isinstance(value, bool) and isinstance(value, int) and value >= low), f"an int >= {low}"
+            ok, want = (not isinstance(value, bool) and isinstance(value, int) and value >= 0), "an int >= 0"
         elif isinstance(default, str):
             ok, want = isinstance(value, str), "a string"
         else:
