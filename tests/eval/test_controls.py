@@ -1,0 +1,62 @@
+"""The controls of every results table, on items whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tl_steer import SteeringError
+from tl_steer.eval.controls import (
+    answer_distribution,
+    balanced_accuracy,
+    constant_answers,
+    format_compliance,
+    holm,
+    majority_baseline,
+    minimum_detectable_effect,
+)
+from tl_steer.eval.items import MCItem
+
+YES_NO = [MCItem(f"q{i}", (" Yes", " No"), (1, 0) if i < 7 else (0, 1)) for i in range(10)]  # 7 yes, 3 no
+OPEN = [MCItem("a", (" x", " y", " z"), (0, 0, 1)), MCItem("b", (" u", " v"), (1, 0)), MCItem("c", (" p", " q"), (0, 1))]
+
+
+def test_constant_answers_and_the_majority_baseline():
+    assert constant_answers(YES_NO) == {"'Yes'": 0.7, "'No'": 0.3}
+    assert majority_baseline(YES_NO) == ("'Yes'", 0.7)
+    assert constant_answers(OPEN) == pytest.approx({"option 1": 1 / 3, "option 2": 1 / 3, "option 3": 1 / 3})
+
+
+def test_balanced_accuracy_does_not_reward_a_constant_answer():
+    always_yes = [0] * 10
+    assert sum(it.labels[p] for it, p in zip(YES_NO, always_yes, strict=True)) / 10 == 0.7  # plain accuracy: 0.7
+    assert balanced_accuracy(YES_NO, always_yes) == 0.5
+    assert balanced_accuracy(YES_NO, [it.correct for it in YES_NO]) == 1.0
+    assert balanced_accuracy(YES_NO, [0] * 7 + [0, 1, 1]) == pytest.approx((1 + 2 / 3) / 2)
+    with pytest.raises(SteeringError, match="10 items but 2"):
+        balanced_accuracy(YES_NO, [0, 1])
+
+
+def test_answer_distribution_and_format_compliance():
+    assert answer_distribution(YES_NO, [0] * 10) == {"'Yes'": 1.0}
+    assert answer_distribution(OPEN, [2, 0, 0]) == {"option 1": 2 / 3, "option 3": 1 / 3}
+    assert format_compliance(YES_NO[:4], ["Yes", " no", "The", "\n"]) == 0.5
+
+
+def test_holm_against_hand_computed_values():
+    # sorted p: 0.01, 0.02, 0.04 -> 3*0.01, max(0.03, 2*0.02), max(0.04, 1*0.04)
+    got = holm([0.04, 0.01, None, 0.02])
+    assert got[2] is None and [got[1], got[3], got[0]] == pytest.approx([0.03, 0.04, 0.04])
+    assert holm([0.5, 0.9])[0] == pytest.approx(1.0) and holm([]) == []
+    with pytest.raises(SteeringError, match=r"\[0, 1\]"):
+        holm([1.5])
+
+
+def test_minimum_detectable_effect():
+    # (1.96 + 0.8416) * sd / sqrt(n)
+    assert minimum_detectable_effect(100, sd_diff=1.0) == pytest.approx(0.28016, abs=1e-4)
+    assert minimum_detectable_effect(400, p=0.5) == pytest.approx(2.8016 * math.sqrt(0.5) / 20, abs=1e-4)
+    assert minimum_detectable_effect(50, p=0.6) > minimum_detectable_effect(200, p=0.6)
+    with pytest.raises(SteeringError, match="sd_diff or a base accuracy"):
+        minimum_detectable_effect(50)

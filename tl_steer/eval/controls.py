@@ -1,0 +1,119 @@
+"""The controls every results table carries: what a model that ignores the question would score, accuracy that a
+constant answer cannot inflate, multiple-comparison correction, and the smallest effect the sample could detect.
+
+* [`constant_answers()`][tl_steer.eval.controls.constant_answers]: the accuracy of always giving the same answer (each
+  option position; each answer string that recurs across items, such as `` Yes`` or `` A``), on the same items;
+  the best of them is the majority-class baseline. A model is *competent* at a formulation when it scores above it.
+* [`balanced_accuracy()`][tl_steer.eval.controls.balanced_accuracy]: the mean of per-class recall, the class being the
+  gold answer (its string when answers recur, else its position): a constant answer scores ``1 / classes``.
+* [`answer_distribution()`][tl_steer.eval.controls.answer_distribution]: how often each answer was given, to show a
+  method that only moved the model onto another constant answer.
+* [`format_compliance()`][tl_steer.eval.controls.format_compliance]: for exact-match formats, the share of greedy
+  answers that are one of the options at all.
+* [`holm()`][tl_steer.eval.controls.holm]: Holm-adjusted p-values across one table (statsmodels).
+* [`minimum_detectable_effect()`][tl_steer.eval.controls.minimum_detectable_effect]: the paired difference a two-sided
+  test at ``alpha`` detects with ``power`` at this n.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+from ..errors import SteeringError
+from .items import MCItem
+
+
+def _recurring(items: Sequence[MCItem]) -> bool:
+    """Whether the items share one option set (`` Yes``/`` No``, `` A``..`` D``): then an answer is its string."""
+    return len({it.choices for it in items}) == 1
+
+
+def answer_key(item: MCItem, index: int, shared: bool) -> str:
+    """The name of answer ``index`` of ``item``: its string when the items share one option set, else its position."""
+    return repr(item.choices[index].strip()) if shared else f"option {index + 1}"
+
+
+def constant_answers(items: Sequence[MCItem]) -> dict[str, float]:
+    """``{answer: accuracy}`` of always giving that answer, on these items: every option position, and every answer
+    string when the items share one option set (then position and string coincide). An item with several correct
+    options counts as right when the constant answer is one of them."""
+    if not items:
+        raise SteeringError("constant_answers needs at least one item")
+    shared = _recurring(items)
+    width = max(len(it.choices) for it in items)
+    out = {}
+    for j in range(width):
+        key = answer_key(items[0], j, True) if shared else f"option {j + 1}"
+        out[key] = sum(it.labels[j] if j < len(it.labels) else 0 for it in items) / len(items)
+    return out
+
+
+def majority_baseline(items: Sequence[MCItem]) -> tuple[str, float]:
+    """The best constant answer on these items and its accuracy (the majority class when answers are classes)."""
+    best = max(constant_answers(items).items(), key=lambda kv: kv[1])
+    return best
+
+
+def balanced_accuracy(items: Sequence[MCItem], predictions: Sequence[int]) -> float:
+    """Mean recall over gold classes (the first correct answer's key): ``1 / classes`` for any constant answer when
+    every class occurs, 1 for a perfect model."""
+    if len(items) != len(predictions) or not items:
+        raise SteeringError(f"balanced_accuracy: {len(items)} items but {len(predictions)} predictions")
+    shared = _recurring(items)
+    hits: dict[str, list[int]] = {}
+    for it, p in zip(items, predictions, strict=True):
+        hits.setdefault(answer_key(it, it.correct, shared), []).append(int(it.labels[p] == 1))
+    return sum(sum(h) / len(h) for h in hits.values()) / len(hits)
+
+
+def answer_distribution(items: Sequence[MCItem], predictions: Sequence[int]) -> dict[str, float]:
+    """``{answer: share of items}`` of the answers given."""
+    if len(items) != len(predictions) or not items:
+        raise SteeringError(f"answer_distribution: {len(items)} items but {len(predictions)} predictions")
+    shared = _recurring(items)
+    counts = Counter(answer_key(it, p, shared) for it, p in zip(items, predictions, strict=True))
+    return {k: v / len(items) for k, v in sorted(counts.items())}
+
+
+def format_compliance(items: Sequence[MCItem], greedy: Sequence[str]) -> float:
+    """Share of greedy answers (decoded text at the answer position) that are one of the item's options, compared
+    stripped and case-insensitively: the part of an exact-match score that is about the format, not the answer."""
+    if len(items) != len(greedy) or not items:
+        raise SteeringError(f"format_compliance: {len(items)} items but {len(greedy)} greedy answers")
+    ok = sum(g.strip().lower() in {c.strip().lower() for c in it.choices} for it, g in zip(items, greedy, strict=True))
+    return ok / len(items)
+
+
+def holm(pvalues: Sequence[float | None], alpha: float = 0.05) -> list[float | None]:
+    """Holm-adjusted p-values (``None`` where a test was not run), across one table's tests."""
+    from statsmodels.stats.multitest import multipletests
+
+    idx = [i for i, p in enumerate(pvalues) if p is not None]
+    out: list[float | None] = [None] * len(pvalues)
+    if idx:
+        bad = [pvalues[i] for i in idx if not 0.0 <= float(pvalues[i]) <= 1.0]  # type: ignore[arg-type]
+        if bad:
+            raise SteeringError(f"holm: p-values must lie in [0, 1], got {bad}")
+        adjusted = multipletests([float(pvalues[i]) for i in idx], alpha=alpha, method="holm")[1]  # type: ignore[arg-type]
+        for i, a in zip(idx, adjusted, strict=True):
+            out[i] = float(a)
+    return out
+
+
+def minimum_detectable_effect(n: int, sd_diff: float | None = None, p: float | None = None, alpha: float = 0.05,
+                              power: float = 0.8) -> float:
+    """The smallest mean paired difference a two-sided test at ``alpha`` detects with ``power`` on ``n`` items:
+    ``(z_{1-alpha/2} + z_{power}) * sd_diff / sqrt(n)``. ``sd_diff``: the standard deviation of the per-item
+    differences (observed); without it, ``p`` (the base accuracy) gives the bound for two independent 0/1 outcomes,
+    ``sd_diff = sqrt(2 p (1 - p))``."""
+    from scipy.stats import norm
+
+    if n < 2:
+        raise SteeringError(f"minimum_detectable_effect needs n >= 2, got {n}")
+    if sd_diff is None:
+        if p is None or not 0.0 <= p <= 1.0:
+            raise SteeringError(f"minimum_detectable_effect needs sd_diff or a base accuracy p in [0, 1], got p={p!r}")
+        sd_diff = math.sqrt(2 * p * (1 - p))
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * sd_diff / math.sqrt(n))
