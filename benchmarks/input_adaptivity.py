@@ -287,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-test", type=int, default=64)
     ap.add_argument("--methods", nargs="+", default=list(STRENGTHS), choices=list(STRENGTHS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--also", nargs="*", default=[], type=Path,
+                    help="other results folders (runs of other methods) whose rows and gates join the report (read only)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -341,11 +343,20 @@ def main(argv: list[str] | None = None) -> int:
                     grid.append(2 * s)
                 last_effect = row["effect"]
         del model
+    gate_rows = []
+    for folder in [out, *args.also]:
+        if folder != out and (folder / "rows.jsonl").exists():
+            rows += [json.loads(x) for x in (folder / "rows.jsonl").read_text().splitlines()]
+        if (folder / "gates.jsonl").exists():
+            gate_rows += [json.loads(x) for x in (folder / "gates.jsonl").read_text().splitlines()]
+    gate_rows = list({json.dumps(r, sort_keys=True): r for r in gate_rows}.values())  # one per (model, gate)
     md = table(rows)
-    gates_file = out / "gates.jsonl"
-    if gates_file.exists():
-        md += "\n\n" + gate_md([json.loads(x) for x in gates_file.read_text().splitlines()])
+    if gate_rows:
+        md += "\n\n" + gate_md(gate_rows)
     (out / "input_adaptivity.md").write_text(md + "\n")
+    # the report's rows, this run's and --also's: what docs/assets keeps
+    (out / "report_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "report_gates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gate_rows))
     if rows:
         plot(rows, out / "input_adaptivity.png")
     print(md)

@@ -41,6 +41,16 @@ def test_tiny_run_and_resume(tmp_path, monkeypatch):
     assert ia.main(args) == 0
     assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == n
     assert "| tiny | toxicity | caa |" in (tmp_path / "input_adaptivity.md").read_text()
+    # another run's folder joins the report (read only), as the docs' table merges three runs
+    other = tmp_path / "other"
+    other.mkdir()
+    extra = {**rows[0], "method": "sadi_heads", "model": "tiny"}
+    (other / "rows.jsonl").write_text(json.dumps(extra) + "\n")
+    assert ia.main([*args, "--also", str(other)]) == 0
+    report = [json.loads(x) for x in (tmp_path / "report_rows.jsonl").read_text().splitlines()]
+    assert len(report) == n + 1 and report[-1]["method"] == "sadi_heads"
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == n  # this run's own checkpoint untouched
+    assert f"| tiny | {extra['attribute']} | sadi_heads |" in (tmp_path / "input_adaptivity.md").read_text()
 
 
 def test_interpolate_at_matched_effect():
