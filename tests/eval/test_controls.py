@@ -60,3 +60,36 @@ def test_minimum_detectable_effect():
     assert minimum_detectable_effect(50, p=0.6) > minimum_detectable_effect(200, p=0.6)
     with pytest.raises(SteeringError, match="sd_diff or a base accuracy"):
         minimum_detectable_effect(50)
+
+
+def test_controls_table_on_known_results():
+    """Two tasks, a base and two conditions: the table shows the majority baseline, balanced accuracy, the answer
+    given most, paired differences, and Holm-adjusts the four p-values together."""
+    from tl_steer.eval.controls import item_controls
+    from tl_steer.eval.metrics import Estimate
+    from tl_steer.eval.report import controls_table
+    from tl_steer.eval.run import EvalResult
+    from tl_steer.eval.scoring import ChoiceScores
+
+    items = [MCItem(f"q{i}", (" Yes", " No"), (1, 0) if i % 4 else (0, 1)) for i in range(40)]  # 30 yes, 10 no
+
+    def result(task, method, preds):
+        scores = [ChoiceScores((0.0, -1.0) if p == 0 else (-1.0, 0.0), (1, 1), (3, 2)) for p in preds]
+        hits = [float(it.labels[p] == 1) for it, p in zip(items, preds, strict=True)]
+        est = Estimate(sum(hits) / len(hits), 0.0, 1.0, len(hits), "wilson")
+        return EvalResult(task, method, "m", "test", len(items), "acc", {"acc": est}, 0.0, {}, {"acc": hits},
+                          list(range(40)), item_controls(items, scores, ("acc",)))
+
+    always_yes = [0] * 40
+    perfect = [it.correct for it in items]
+    results = [result(t, m, p) for t in ("a", "b") for m, p in (("none", always_yes), ("good", perfect),
+                                                                ("same", always_yes))]
+    md = controls_table(results)
+    lines = md.splitlines()
+    assert len(lines) == 2 + 6
+    base_a = next(x for x in lines if x.startswith("| a | none |"))
+    assert "| 75.0 | 50.0 | 'Yes' 100% |" in base_a  # majority 75% = plain accuracy of always-yes; balanced 50
+    good_a = next(x for x in lines if x.startswith("| a | good |"))
+    assert "+25.0" in good_a and good_a.rstrip(" |").split("|")[-2].strip().endswith("*")  # Holm-significant
+    same_a = next(x for x in lines if x.startswith("| a | same |"))
+    assert "+0.0" in same_a and "| 1 | 1 |" in same_a  # McNemar p = 1, Holm p = 1

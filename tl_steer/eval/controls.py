@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 from ..errors import SteeringError
 from .items import MCItem
+from .metrics import predictions
+from .scoring import ChoiceScores
 
 
 def _recurring(items: Sequence[MCItem]) -> bool:
@@ -117,3 +119,23 @@ def minimum_detectable_effect(n: int, sd_diff: float | None = None, p: float | N
             raise SteeringError(f"minimum_detectable_effect needs sd_diff or a base accuracy p in [0, 1], got p={p!r}")
         sd_diff = math.sqrt(2 * p * (1 - p))
     return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * sd_diff / math.sqrt(n))
+
+
+def item_controls(items: Sequence[MCItem], scores: Sequence[ChoiceScores], metrics: Sequence[str]) -> dict[str, object]:
+    """The controls of one scored sample, as ``evaluate`` records them (``EvalResult.controls``): the constant answers
+    and the majority baseline of these items, the model's predictions (top choice by summed log-likelihood, and per
+    character when the task reports ``acc_norm``), balanced accuracy and the distribution of answers given for each,
+    and for exact-match tasks the format compliance of the greedy answers."""
+    if len(items) != len(scores) or not items:
+        raise SteeringError(f"item_controls: {len(items)} items but {len(scores)} scores")
+    answer, share = majority_baseline(items)
+    out: dict[str, object] = {"constant_answers": constant_answers(items), "majority": {"answer": answer, "acc": share}}
+    norms = {"acc": "none", **({"acc_norm": "char"} if "acc_norm" in metrics else {})}
+    for name, norm in norms.items():
+        preds = predictions(scores, norm)
+        out[f"predictions_{name}"] = preds
+        out[f"balanced_{name}"] = balanced_accuracy(items, preds)
+        out[f"answers_{name}"] = answer_distribution(items, preds)
+    if "em" in metrics:
+        out["format_compliance"] = format_compliance(items, [s.greedy[it.correct] for it, s in zip(items, scores, strict=True)])
+    return out

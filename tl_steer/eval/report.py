@@ -170,3 +170,74 @@ def plot(results: Sequence[EvalResult], path: str | Path, metric: str | None = N
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _paired_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """McNemar's exact p for 0/1 values, else a paired t-test's (None when every difference is 0)."""
+    from .metrics import paired
+
+    cmp = paired(a, b)
+    if cmp.mcnemar_p is not None:
+        return cmp.mcnemar_p
+    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    if all(d == diffs[0] for d in diffs):
+        return 1.0 if diffs[0] == 0 else 0.0
+    from scipy.stats import ttest_1samp
+
+    return float(ttest_1samp(diffs, 0.0).pvalue)
+
+
+def controls_table(results: Sequence[EvalResult], base: str = "none", alpha: float = 0.05, power: float = 0.8) -> str:
+    """The results table with its controls: per task and condition, the headline metric, the sample's majority
+    (best constant answer) baseline, balanced accuracy, the answer given most and how often, format compliance for
+    exact-match tasks; for each condition but ``base`` the paired difference from ``base`` on the same items with its
+    95% interval, the paired test's p (McNemar for 0/1 metrics, a paired t-test otherwise), that p Holm-adjusted
+    across every comparison in the table, and the minimum detectable effect at this n (two-sided ``alpha``,
+    ``power``, the observed standard deviation of the per-item differences). A difference counts only where the
+    Holm-adjusted p is below ``alpha``."""
+    from statistics import pstdev
+
+    from .controls import holm, minimum_detectable_effect
+
+    by = {(r.task, r.method): r for r in results}
+    tasks = list(dict.fromkeys(r.task for r in results))
+    rows, pvals = [], []
+    for t in tasks:
+        b = by.get((t, base))
+        for r in (x for x in results if x.task == t):
+            h = r.headline
+            c = r.controls or {}
+            maj = c.get("majority", {})
+            answers = c.get("answers_acc_norm" if h == "acc_norm" else "answers_acc") or {}
+            top = max(answers.items(), key=lambda kv: kv[1]) if answers else None
+            row = {"task": t, "method": r.method, "n": r.n, "value": r.metrics[h], "metric": h,
+                   "majority": maj.get("acc"), "balanced": c.get("balanced_acc_norm" if h == "acc_norm" else "balanced_acc"),
+                   "top": top, "format": c.get("format_compliance"), "diff": None, "p": None, "mde": None}
+            if b is not None and r is not b and h in r.per_item and h in b.per_item and r.item_ids == b.item_ids:
+                cmp = b.compare(r, h)
+                diffs = [y - x for x, y in zip(b.per_item[h], r.per_item[h], strict=True)]
+                sd = pstdev(diffs)
+                p0 = b.metrics[h].value
+                row.update(diff=cmp, p=_paired_p(b.per_item[h], r.per_item[h]),
+                           mde=minimum_detectable_effect(r.n, sd_diff=sd if sd > 0 else None,
+                                                         p=min(max(p0, 0.0), 1.0), alpha=alpha, power=power))
+                pvals.append(row["p"])
+            rows.append(row)
+    adjusted = iter(holm(pvals, alpha))
+    pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
+    lines = ["| task | condition | n | metric | value [95% CI] | majority | balanced | most given | format | "
+             f"Δ vs {base} [95% CI] | p | Holm p | MDE |", "|" + "---|" * 13]
+    for row in rows:
+        e = row["value"]
+        holm_p = next(adjusted) if row["p"] is not None else None
+        d = row["diff"]
+        diff = "–" if d is None else f"{100 * d.diff:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
+        mark = " *" if holm_p is not None and holm_p < alpha else ""
+        top = "–" if row["top"] is None else f"{row['top'][0]} {100 * row['top'][1]:.0f}%"
+        p_raw = "–" if row["p"] is None else f"{row['p']:.3g}"
+        p_holm = "–" if holm_p is None else f"{holm_p:.3g}{mark}"
+        lines.append(
+            f"| {row['task']} | {row['method']} | {row['n']} | {row['metric']} | {fmt(e.value, e.low, e.high)} | "
+            f"{pct(row['majority'])} | {pct(row['balanced'])} | {top} | {pct(row['format'])} | {diff} | "
+            f"{p_raw} | {p_holm} | {pct(row['mde'])} |")
+    return "\n".join(lines) + "\n"

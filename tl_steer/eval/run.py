@@ -11,6 +11,7 @@ from .._types import TransformerBridge
 from ..aligned import scoring_bos
 from ..core import HookList
 from ..errors import SteeringError
+from .controls import item_controls
 from .metrics import Estimate, Paired, compute_metrics, paired, per_item
 from .scoring import score_items, score_items_shared
 from .splits import select
@@ -32,6 +33,8 @@ class EvalResult:
     config: dict[str, Any] = field(default_factory=dict)
     per_item: dict[str, list[float]] = field(default_factory=dict)  #: each item's value per metric (paired stats)
     item_ids: list[Any] = field(default_factory=list)  #: which items, in order
+    #: what the sample's constant answers score, balanced accuracy, the answers given (``tl_steer.eval.controls``)
+    controls: dict[str, Any] = field(default_factory=dict)
 
     @property
     def value(self) -> float:
@@ -45,6 +48,7 @@ class EvalResult:
             "headline": self.headline, "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
             "seconds": round(self.seconds, 2), "config": self.config,
             "item_ids": self.item_ids, "per_item": {k: [round(x, 6) for x in v] for k, v in self.per_item.items()},
+            "controls": self.controls,
         }
 
     @classmethod
@@ -54,7 +58,7 @@ class EvalResult:
             k: Estimate(v["value"], v["ci95"][0], v["ci95"][1], v["n"], v["ci_method"]) for k, v in d["metrics"].items()
         }
         return cls(d["task"], d["method"], d["model"], d["split"], d["n"], d["headline"], metrics, d["seconds"],
-                   d.get("config", {}), d.get("per_item", {}), d.get("item_ids", []))
+                   d.get("config", {}), d.get("per_item", {}), d.get("item_ids", []), d.get("controls", {}))
 
     def compare(self, other: EvalResult, metric: str | None = None) -> Paired:
         """``other - self`` on the same items (paired bootstrap interval; McNemar for accuracies)."""
@@ -121,9 +125,10 @@ def evaluate(
     scores = scorer(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{label}", bos=bos)
     metrics = compute_metrics(spec, items, scores)
     values = per_item(spec, items, scores)
+    controls = item_controls(items, scores, spec.metrics)
     ids = [it.meta.get("id", i) for i, it in enumerate(items)]
     name = model_name or str(getattr(model.cfg, "model_name", "model"))
     cfg = {"task_options": task_options or {}, "batch_size": batch_size, "limit": limit, "bos": bos,
            "shared_prompt": shared_prompt, "prompting": prompting, **(config or {})}
     return EvalResult(spec.name, label, name, split, len(items), spec.metric, metrics, time.perf_counter() - t0, cfg,
-                      values, ids)
+                      values, ids, controls)
