@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             results[label][t] = evaluate(model, t, hooks, label=label, prompting=label == "prompting", split="test",
                                          limit=n, data_dir=args.data_dir, batch_size=args.batch_size, progress=False,
                                          model_name=args.model, config=cfg)
-            write_json(r, out / "cells")
+            write_json(results[label][t], out / "cells")
         print(f"test {label:28s} " + "  ".join(f"{t}={results[label][t].value:.3f}" for t in tasks))
 
     comparisons, verdict = compare_all(results, tasks, best_baseline)
