@@ -1,0 +1,115 @@
+"""Where is the base model competent? Every formulation of every dataset, scored unsteered on val, against the
+constant answers of the same items (issue 22, item 2).
+
+A steering benchmark can only show steering where the unsteered model does better than a model that ignores the
+question. Per model (SmolLM2-135M-Instruct, Gemma-3-270M) and task (every registered formulation: the harness's
+cloze or letter prompt, the SADI reference's prompt, MMLU cloze / letter), on the first ``--limit`` val items:
+
+* accuracy (and ``acc_norm`` where the task reports it) with its Wilson interval;
+* the best constant answer on the same items (the majority baseline) and the answer the model gives most;
+* balanced accuracy (a constant answer scores 1 / classes);
+* for exact-match tasks, ``em`` and the share of greedy answers that are an option at all (format compliance);
+* the **margin**: the better of ``acc`` / ``acc_norm`` minus the majority baseline; **competent** when the Wilson
+  lower bound of that accuracy is above the majority baseline.
+
+Per dataset (tasks sharing an item pool are formulations of the same items) the formulation with the largest margin
+is the one a steering benchmark should use. One JSON per (model, task) cell under ``<out>/cells`` (a rerun skips
+done cells); ``<out>/competence.md`` and ``competence.json`` summarise.
+
+    python benchmarks/competence.py --models smollm2 gemma3 --limit 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tl_steer.eval.report import read_results, write_json  # noqa: E402
+from tl_steer.eval.run import EvalResult, evaluate  # noqa: E402
+from tl_steer.eval.tasks import TASKS  # noqa: E402
+from tl_steer.models import load_named  # noqa: E402
+
+MODELS = {"smollm2": "smollm2-135m-instruct", "gemma3": "gemma3-270m", "tiny": "tiny-hf"}
+
+
+def summarise(r: EvalResult) -> dict:
+    """One row: accuracy vs the constant answers of the same items."""
+    c = r.controls
+    accs = {m: r.metrics[m] for m in ("acc", "acc_norm") if m in r.metrics}
+    best = max(accs, key=lambda m: accs[m].value)
+    majority = c["majority"]["acc"]
+    answers = c[f"answers_{best}"]
+    top = max(answers.items(), key=lambda kv: kv[1])
+    return {
+        "model": r.model, "task": r.task, "pool": TASKS[r.task].pool, "n": r.n, "metric": best,
+        "acc": accs[best].value, "low": accs[best].low, "high": accs[best].high,
+        "majority": majority, "majority_answer": c["majority"]["answer"], "balanced": c[f"balanced_{best}"],
+        "classes": len(c["constant_answers"]), "top_answer": top[0], "top_share": top[1],
+        "em": r.metrics["em"].value if "em" in r.metrics else None, "format": c.get("format_compliance"),
+        "margin": accs[best].value - majority, "competent": accs[best].low > majority,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    rows = sorted(rows, key=lambda x: (x["model"], x["pool"], -x["margin"]))
+    best = {}
+    for x in rows:
+        best.setdefault((x["model"], x["pool"]), x["task"])
+    out = ["| model | dataset | formulation | n | metric | accuracy [95% CI] | majority (answer) | balanced | most given "
+           "| em / format | margin | competent |", "|" + "---|" * 12]
+    for x in rows:
+        mark = " **best**" if best[(x["model"], x["pool"])] == x["task"] else ""
+        em = "–" if x["em"] is None else f"{100 * x['em']:.1f} / {100 * x['format']:.0f}%"
+        out.append(
+            f"| {x['model']} | {x['pool']} | {x['task']}{mark} | {x['n']} | {x['metric']} | "
+            f"{100 * x['acc']:.1f} [{100 * x['low']:.1f}, {100 * x['high']:.1f}] | {100 * x['majority']:.1f} "
+            f"({x['majority_answer']}) | {100 * x['balanced']:.1f} (chance {100 / max(x['classes'], 1):.0f}) | "
+            f"{x['top_answer']} {100 * x['top_share']:.0f}% | {em} | {100 * x['margin']:+.1f} | "
+            f"{'yes' if x['competent'] else 'no'} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["smollm2", "gemma3"], choices=list(MODELS))
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--limit", type=int, default=150)
+    ap.add_argument("--split", default="val", choices=["train", "val"])  # never test: competence is chosen on val
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--out", default="results/competence", type=Path)
+    args = ap.parse_args(argv)
+    cells = args.out / "cells"
+    cells.mkdir(parents=True, exist_ok=True)
+    for name in args.models:
+        done = {(r.task, r.split) for r in read_results(cells) if r.model == name and r.config.get("limit") == args.limit}
+        todo = [t for t in args.tasks if (t, args.split) not in done]
+        if not todo:
+            continue
+        model = load_named(MODELS[name], device="cpu")
+        for task in todo:
+            t0 = time.perf_counter()
+            r = evaluate(model, task, [], label="none", split=args.split, limit=args.limit, data_dir=args.data_dir,
+                         batch_size=args.batch_size, progress=False, model_name=name, shared_prompt=True)
+            write_json(r, cells)
+            s = summarise(r)
+            print(f"[competence] {name} {task}: {s['metric']} {s['acc']:.3f} vs majority {s['majority']:.3f} "
+                  f"(balanced {s['balanced']:.3f}) in {time.perf_counter() - t0:.0f} s", flush=True)
+        del model
+    rows = [summarise(r) for r in read_results(cells)
+            if r.split == args.split and r.config.get("limit") == args.limit and r.model in args.models]
+    (args.out / "competence.json").write_text(json.dumps(rows, indent=1))
+    md = table(rows)
+    (args.out / "competence.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""benchmarks/competence.py on the tiny model: one row per formulation with its constant-answer controls, the best
+formulation per dataset marked, resumable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bench_import import load_benchmark
+
+
+@pytest.mark.data
+def test_competence_quick(tmp_path, data_dir):
+    comp = load_benchmark("competence")
+    args = ["--models", "tiny", "--tasks", "copa", "sadi_copa", "toxigen", "--limit", "12", "--out", str(tmp_path),
+            "--data-dir", str(data_dir)]
+    assert comp.main(args) == 0
+    rows = json.loads((tmp_path / "competence.json").read_text())
+    assert {r["task"] for r in rows} == {"copa", "sadi_copa", "toxigen"}
+    for r in rows:
+        assert 0.5 <= r["majority"] <= 1.0  # the best constant answer of a 2-choice sample
+        assert r["margin"] == pytest.approx(r["acc"] - r["majority"])
+        assert r["competent"] == (r["low"] > r["majority"])
+    copa = {r["task"]: r for r in rows if r["pool"] == "copa"}
+    assert copa["copa"]["majority"] == copa["sadi_copa"]["majority"]  # the same items, two formulations
+    md = (tmp_path / "competence.md").read_text()
+    assert md.count("**best**") == 2  # one per dataset
+    stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}
+    assert comp.main(args) == 0  # resumes: no cell recomputed
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()} == stamp
