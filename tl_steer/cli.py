@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--positions", default=None,
                     help="position scope, e.g. all, last_prompt, last_prompt+generated (default: the method's)")
     pe.add_argument("--strength", type=float, default=None, help="the method's strength (default: the fitted one)")
-    pe.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    pe.add_argument("--split", default="test", choices=["train", "val", "test", "all", "sealed"])
     pe.add_argument("--limit", type=int, default=None, help="first N items of the split (seeded order)")
     pe.add_argument("--out", default=None, help="results directory (JSON per run + results.md)")
     pe.set_defaults(func=cmd_eval)

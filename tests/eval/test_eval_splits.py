@@ -8,7 +8,7 @@ import pytest
 
 from tl_steer import SteeringError
 from tl_steer.eval.splits import SPLIT_DIR, load_split, make_split, select, write_split
-from tl_steer.eval.tasks import TASKS
+from tl_steer.eval.tasks import TASKS, load_task
 
 
 def test_make_split_is_seeded_disjoint_and_complete():
@@ -48,3 +48,41 @@ def test_select_and_errors(tmp_path):
         select(items, "toy", "dev", split_dir=tmp_path)
     with pytest.raises(SteeringError, match="fractions"):
         make_split(10, fractions=(0.5, 0.5, 0.5))
+
+
+@pytest.mark.data
+def test_the_committed_seal_holds_and_is_disjoint_from_what_was_scored(data_dir):
+    """The sealed items are test[400:] of each pool (never scored by earlier runs), their hash matches the data, every
+    formulation of a pool sees the same sealed rows, and pools too small to seal say why."""
+    from tl_steer.eval.splits import SEAL_FILE, SEAL_START, sealed_indices
+
+    doc = json.loads(SEAL_FILE.read_text())
+    assert set(doc["pools"]) == {p.stem for p in SPLIT_DIR.glob("*.json") if p.stem != "sealed"}
+    for pool, entry in doc["pools"].items():
+        split = load_split(pool)
+        if not entry["indices"]:
+            assert "counts as seen" in entry["why"] and len(split["test"]) - SEAL_START < 100
+            with pytest.raises(SteeringError, match="no sealed items"):
+                sealed_indices(pool, data_dir)
+            continue
+        idx = sealed_indices(pool, data_dir)  # checks the hash
+        assert idx == split["test"][SEAL_START:] and len(idx) >= 100
+        assert not set(idx) & set(split["test"][:SEAL_START] + split["train"] + split["val"])
+    harness = select(load_task("storycloze", data_dir), "storycloze", "sealed", 5, data_dir=data_dir)
+    reference = select(load_task("sadi_storycloze", data_dir), "storycloze", "sealed", 5, data_dir=data_dir)
+    assert [it.meta["id"] for it in harness] == [it.meta["id"] for it in reference]
+
+
+@pytest.mark.data
+def test_a_changed_seal_is_refused(tmp_path, data_dir):
+    from tl_steer.eval.splits import SEAL_FILE, sealed_indices, write_seal
+
+    doc = json.loads(SEAL_FILE.read_text())
+    doc["pools"]["winogrande"]["indices"] = doc["pools"]["winogrande"]["indices"][1:]  # one item dropped
+    bad = tmp_path / "sealed.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(SteeringError, match="no longer match their hash"):
+        sealed_indices("winogrande", data_dir, path=bad)
+    with pytest.raises(SteeringError, match="exists; a seal is written once"):
+        write_seal(["winogrande"], data_dir, path=bad)
+    assert json.loads(bad.read_text()) == doc  # untouched

@@ -117,7 +117,8 @@ def evaluate(
     label = label if label is not None else ("prompting" if prompting else "none")
     if not isinstance(label, str) or not label.strip():
         raise SteeringError(f"evaluate({task!r}): label must be a non-empty string, got {label!r}")
-    items = select(load_task(spec.name, data_dir, **(task_options or {})), spec.pool, split, limit, split_dir)
+    items = select(load_task(spec.name, data_dir, **(task_options or {})), spec.pool, split, limit, split_dir,
+                   data_dir)
     if prompting:
         items = [it.with_prefix(spec.instruction) for it in items]
     bos = scoring_bos(model) if bos is None else bool(bos)
