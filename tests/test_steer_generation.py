@@ -1,0 +1,39 @@
+"""benchmarks/steer_generation.py end to end on the tiny model (--quick), the scorers on known texts, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bench_import import load_benchmark
+
+
+def test_scorers_on_known_texts():
+    sg = load_benchmark("steer_generation")
+    assert sg.sentiment("What a wonderful, happy day") > 0.5 > -0.5 > sg.sentiment("This is awful and I hate it")
+    assert sg.wedding("The bride was late.") == 1.0 and sg.wedding("The bridge was late.") == 0.0
+    assert sg.distinct(["a b a b"], 1) == 0.5 and sg.distinct(["a b c"], 2) == 1.0
+    mean, lo, hi = sg.paired_ci([0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0])
+    assert (mean, lo, hi) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.data
+def test_quick_run_and_resume(tmp_path):
+    sg = load_benchmark("steer_generation")
+    args = ["--models", "tiny", "--seeds", "0", "--quick", "--methods", "caa", "caa_sum", "--out", str(tmp_path)]
+    assert sg.main(args) == 0
+    rows = [json.loads(x) for x in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    base = [r for r in rows if r["method"] == "none"]
+    assert {r["prompts"] for r in base} == {"neutral", "sentiment", "wedding"}
+    assert {(r["method"], r["attribute"]) for r in rows if r["method"] != "none"} == {
+        ("caa", "sentiment"), ("caa", "wedding"), ("caa_sum", "both")}
+    for r in rows:
+        assert len(r["continuations"]) == len(r["sentiment"]) == len(r["wedding"]) == len(r["ppl"]) == 2
+        assert all(-1.0 <= x <= 1.0 for x in r["sentiment"]) and set(r["wedding"]) <= {0.0, 1.0}
+    # the same seed and no hooks give the same continuations: sampling is seeded
+    again = sg.measure(sg.load_named("tiny-hf", device="cpu"), sg.PROMPTS[:2], [], 0)
+    assert again["continuations"] == next(r for r in base if r["prompts"] == "neutral")["continuations"]
+    n = len(rows)
+    assert sg.main(args) == 0
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == n
+    assert "| tiny | caa_sum | both |" in (tmp_path / "steer_generation.md").read_text()
