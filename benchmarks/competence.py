@@ -30,17 +30,43 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tl_steer.eval.controls import (  # noqa: E402
+    answer_distribution,
+    balanced_accuracy,
+    constant_answers,
+    majority_baseline,
+)
 from tl_steer.eval.report import read_results, write_json  # noqa: E402
 from tl_steer.eval.run import EvalResult, evaluate  # noqa: E402
-from tl_steer.eval.tasks import TASKS  # noqa: E402
+from tl_steer.eval.splits import select  # noqa: E402
+from tl_steer.eval.tasks import TASKS, load_task  # noqa: E402
 from tl_steer.models import load_named  # noqa: E402
 
 MODELS = {"smollm2": "smollm2-135m-instruct", "gemma3": "gemma3-270m", "tiny": "tiny-hf"}
 
 
-def summarise(r: EvalResult) -> dict:
+def recontrol(r: EvalResult, data_dir: str | None = None) -> dict:
+    """The controls of a stored cell, recomputed from its items and its stored predictions (no re-scoring), so a
+    cell scored before a control changed reads the same as a new one."""
+    spec = TASKS[r.task]
+    items = select(load_task(r.task, data_dir, **(r.config.get("task_options") or {})), spec.pool, r.split,
+                   r.config.get("limit"), data_dir=data_dir)
+    if [it.meta.get("id", i) for i, it in enumerate(items)] != r.item_ids:
+        raise SystemExit(f"{r.task}: the stored cell's items are not this split's any more; delete the cell and rerun")
+    answer, share = majority_baseline(items, spec.answer_strategies)
+    c = {**r.controls, "constant_answers": constant_answers(items, spec.answer_strategies),
+         "majority": {"answer": answer, "acc": share}}
+    for name in ("acc", "acc_norm"):
+        preds = r.controls.get(f"predictions_{name}")
+        if preds is not None:
+            c[f"balanced_{name}"] = balanced_accuracy(items, preds)
+            c[f"answers_{name}"] = answer_distribution(items, preds)
+    return c
+
+
+def summarise(r: EvalResult, data_dir: str | None = None) -> dict:
     """One row: accuracy vs the constant answers of the same items."""
-    c = r.controls
+    c = recontrol(r, data_dir)
     accs = {m: r.metrics[m] for m in ("acc", "acc_norm") if m in r.metrics}
     best = max(accs, key=lambda m: accs[m].value)
     majority = c["majority"]["acc"]
@@ -49,8 +75,12 @@ def summarise(r: EvalResult) -> dict:
     return {
         "model": r.model, "task": r.task, "pool": TASKS[r.task].pool, "n": r.n, "metric": best,
         "acc": accs[best].value, "low": accs[best].low, "high": accs[best].high,
-        "majority": majority, "majority_answer": c["majority"]["answer"], "balanced": c[f"balanced_{best}"],
-        "classes": len(c["constant_answers"]), "top_answer": top[0], "top_share": top[1],
+        "majority": majority, "majority_answer": c["majority"]["answer"],
+        "balanced": c[f"balanced_{best}"] if "random" not in c["constant_answers"] else None,
+        # balanced accuracy is a control where the items share one option set (a constant answer is a strategy);
+        # for cloze items (their own texts as options) it is not reported
+        "classes": (0 if "random" in c["constant_answers"]
+                    else len(set(c["constant_answers"]) - set(TASKS[r.task].answer_strategies))), "top_answer": top[0], "top_share": top[1],
         "em": r.metrics["em"].value if "em" in r.metrics else None, "format": c.get("format_compliance"),
         "margin": accs[best].value - majority, "competent": accs[best].low > majority,
     }
@@ -66,10 +96,11 @@ def table(rows: list[dict]) -> str:
     for x in rows:
         mark = " **best**" if best[(x["model"], x["pool"])] == x["task"] else ""
         em = "–" if x["em"] is None else f"{100 * x['em']:.1f} / {100 * x['format']:.0f}%"
+        balanced = "–" if x["balanced"] is None else f"{100 * x['balanced']:.1f} (chance {100 / x['classes']:.0f})"
         out.append(
             f"| {x['model']} | {x['pool']} | {x['task']}{mark} | {x['n']} | {x['metric']} | "
             f"{100 * x['acc']:.1f} [{100 * x['low']:.1f}, {100 * x['high']:.1f}] | {100 * x['majority']:.1f} "
-            f"({x['majority_answer']}) | {100 * x['balanced']:.1f} (chance {100 / max(x['classes'], 1):.0f}) | "
+            f"({x['majority_answer']}) | {balanced} | "
             f"{x['top_answer']} {100 * x['top_share']:.0f}% | {em} | {100 * x['margin']:+.1f} | "
             f"{'yes' if x['competent'] else 'no'} |")
     return "\n".join(out) + "\n"
@@ -98,11 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             r = evaluate(model, task, [], label="none", split=args.split, limit=args.limit, data_dir=args.data_dir,
                          batch_size=args.batch_size, progress=False, model_name=name, shared_prompt=True)
             write_json(r, cells)
-            s = summarise(r)
+            s = summarise(r, args.data_dir)
             print(f"[competence] {name} {task}: {s['metric']} {s['acc']:.3f} vs majority {s['majority']:.3f} "
-                  f"(balanced {s['balanced']:.3f}) in {time.perf_counter() - t0:.0f} s", flush=True)
+                  f"({s['majority_answer']}) in {time.perf_counter() - t0:.0f} s", flush=True)
         del model
-    rows = [summarise(r) for r in read_results(cells)
+    rows = [summarise(r, args.data_dir) for r in read_results(cells)
             if r.split == args.split and r.config.get("limit") == args.limit and r.model in args.models]
     (args.out / "competence.json").write_text(json.dumps(rows, indent=1))
     md = table(rows)

@@ -18,11 +18,13 @@ def test_competence_quick(tmp_path, data_dir):
     rows = json.loads((tmp_path / "competence.json").read_text())
     assert {r["task"] for r in rows} == {"copa", "sadi_copa", "toxigen"}
     for r in rows:
-        assert 0.5 <= r["majority"] <= 1.0  # the best constant answer of a 2-choice sample
+        assert 0.5 <= r["majority"] <= 1.0  # the best constant answer (or chance) of a 2-choice sample
         assert r["margin"] == pytest.approx(r["acc"] - r["majority"])
         assert r["competent"] == (r["low"] > r["majority"])
     copa = {r["task"]: r for r in rows if r["pool"] == "copa"}
-    assert copa["copa"]["majority"] == copa["sadi_copa"]["majority"]  # the same items, two formulations
+    # the same items, two formulations: the letter prompt has a constant answer ('A' or 'B'), the cloze one only chance
+    assert copa["copa"]["majority_answer"] == "random" and copa["copa"]["majority"] == 0.5
+    assert copa["sadi_copa"]["majority_answer"] in ("'A'", "'B'") and copa["sadi_copa"]["balanced"] is not None
     md = (tmp_path / "competence.md").read_text()
     assert md.count("**best**") == 2  # one per dataset
     stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}

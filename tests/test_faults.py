@@ -101,7 +101,7 @@ def test_positions(tiny_hf, vec, value):
 
 
 @SETTINGS
-@given(field=st.sampled_from(["layer", "site", "k", "read", "seed", "batch_size", "prepend_bos", "extra"]), value=junk)
+@given(field=st.sampled_from(["layer", "site", "k", "read", "seed", "read_batch_size", "prepend_bos", "extra"]), value=junk)
 def test_fit_options(field, value):
     _ours_or_fine(lambda: ts.FitOptions(**{field: value}), "FitOptions")
 

@@ -25,7 +25,18 @@ OPEN = [MCItem("a", (" x", " y", " z"), (0, 0, 1)), MCItem("b", (" u", " v"), (1
 def test_constant_answers_and_the_majority_baseline():
     assert constant_answers(YES_NO) == {"'Yes'": 0.7, "'No'": 0.3}
     assert majority_baseline(YES_NO) == ("'Yes'", 0.7)
-    assert constant_answers(OPEN) == pytest.approx({"option 1": 1 / 3, "option 2": 1 / 3, "option 3": 1 / 3})
+    # cloze items (options differ): a position is no answer strategy for a log-likelihood scorer; uniform chance is
+    assert constant_answers(OPEN) == pytest.approx({"random": (1 / 3 + 1 / 2 + 1 / 2) / 3})
+    # TruthfulQA's file lists true answers first: "always option 1" would be 100%, and is not offered
+    tqa_like = [MCItem(f"q{i}", (f" true {i}", f" false {i}", f" also false {i}"), (1, 0, 0)) for i in range(4)]
+    assert constant_answers(tqa_like) == pytest.approx({"random": 1 / 3})
+    # a task's own strategies (BBQ: always the unknown answer; -1 = the item has none, counted wrong)
+    bbq_like = [MCItem("q", (" a", " b", " unknown"), (0, 0, 1), {"unknown": 2}),
+                MCItem("q", (" unknown", " a", " b"), (0, 1, 0), {"unknown": 0}),
+                MCItem("q", (" a", " b", " c"), (1, 0, 0), {"unknown": -1})]
+    got = constant_answers(bbq_like, {"always unknown": lambda it: it.meta["unknown"]})
+    assert got["always unknown"] == pytest.approx(1 / 3)
+    assert majority_baseline(bbq_like, {"always unknown": lambda it: it.meta["unknown"]}) == ("random", pytest.approx(1 / 3))
 
 
 def test_balanced_accuracy_does_not_reward_a_constant_answer():

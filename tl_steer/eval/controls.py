@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import SteeringError
 from .items import MCItem
@@ -37,25 +37,38 @@ def answer_key(item: MCItem, index: int, shared: bool) -> str:
     return repr(item.choices[index].strip()) if shared else f"option {index + 1}"
 
 
-def constant_answers(items: Sequence[MCItem]) -> dict[str, float]:
-    """``{answer: accuracy}`` of always giving that answer, on these items: every option position, and every answer
-    string when the items share one option set (then position and string coincide). An item with several correct
-    options counts as right when the constant answer is one of them."""
+def constant_answers(items: Sequence[MCItem],
+                     strategies: Mapping[str, Callable[[MCItem], int]] | None = None) -> dict[str, float]:
+    """``{answer: accuracy}`` of answering without reading the question, on these items.
+
+    * Items that share one option set (`` Yes``/`` No``, `` A``..`` D``, options listed in the prompt): every
+      constant answer.
+    * Items whose options differ (cloze: each choice is its own text, scored without the others in view): a
+      constant *position* means nothing to a log-likelihood scorer (TruthfulQA's file lists the true answers first,
+      so "always option 1" would score 100%), so the baseline is ``"random"``: the expected accuracy of a uniform
+      choice.
+    * ``strategies``: the task's own answer rules that need no reading (``TaskSpec.answer_strategies``; BBQ's
+      "always the unknown answer"), each giving the chosen index of an item.
+
+    An item with several correct options counts as right when the answer is one of them."""
     if not items:
         raise SteeringError("constant_answers needs at least one item")
-    shared = _recurring(items)
-    width = max(len(it.choices) for it in items)
-    out = {}
-    for j in range(width):
-        key = answer_key(items[0], j, True) if shared else f"option {j + 1}"
-        out[key] = sum(it.labels[j] if j < len(it.labels) else 0 for it in items) / len(items)
+    out: dict[str, float] = {}
+    if _recurring(items):
+        for j in range(len(items[0].choices)):
+            out[answer_key(items[0], j, True)] = sum(it.labels[j] for it in items) / len(items)
+    else:
+        out["random"] = sum(sum(it.labels) / len(it.labels) for it in items) / len(items)
+    for name, pick in (strategies or {}).items():  # an index outside the item (no such answer) counts as wrong
+        out[name] = sum(0 <= (j := pick(it)) < len(it.labels) and it.labels[j] == 1 for it in items) / len(items)
     return out
 
 
-def majority_baseline(items: Sequence[MCItem]) -> tuple[str, float]:
-    """The best constant answer on these items and its accuracy (the majority class when answers are classes)."""
-    best = max(constant_answers(items).items(), key=lambda kv: kv[1])
-    return best
+def majority_baseline(items: Sequence[MCItem],
+                      strategies: Mapping[str, Callable[[MCItem], int]] | None = None) -> tuple[str, float]:
+    """The best of [`constant_answers()`][tl_steer.eval.controls.constant_answers] on these items and its accuracy
+    (the majority class when the answers are classes)."""
+    return max(constant_answers(items, strategies).items(), key=lambda kv: kv[1])
 
 
 def balanced_accuracy(items: Sequence[MCItem], predictions: Sequence[int]) -> float:
@@ -121,15 +134,17 @@ def minimum_detectable_effect(n: int, sd_diff: float | None = None, p: float | N
     return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * sd_diff / math.sqrt(n))
 
 
-def item_controls(items: Sequence[MCItem], scores: Sequence[ChoiceScores], metrics: Sequence[str]) -> dict[str, object]:
+def item_controls(items: Sequence[MCItem], scores: Sequence[ChoiceScores], metrics: Sequence[str],
+                  strategies: Mapping[str, Callable[[MCItem], int]] | None = None) -> dict[str, object]:
     """The controls of one scored sample, as ``evaluate`` records them (``EvalResult.controls``): the constant answers
     and the majority baseline of these items, the model's predictions (top choice by summed log-likelihood, and per
     character when the task reports ``acc_norm``), balanced accuracy and the distribution of answers given for each,
     and for exact-match tasks the format compliance of the greedy answers."""
     if len(items) != len(scores) or not items:
         raise SteeringError(f"item_controls: {len(items)} items but {len(scores)} scores")
-    answer, share = majority_baseline(items)
-    out: dict[str, object] = {"constant_answers": constant_answers(items), "majority": {"answer": answer, "acc": share}}
+    answer, share = majority_baseline(items, strategies)
+    out: dict[str, object] = {"constant_answers": constant_answers(items, strategies),
+                              "majority": {"answer": answer, "acc": share}}
     norms = {"acc": "none", **({"acc_norm": "char"} if "acc_norm" in metrics else {})}
     for name, norm in norms.items():
         preds = predictions(scores, norm)

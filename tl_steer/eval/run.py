@@ -126,7 +126,7 @@ def evaluate(
     scores = scorer(model, items, hooks, batch_size=batch_size, progress=progress, desc=f"{spec.name}/{label}", bos=bos)
     metrics = compute_metrics(spec, items, scores)
     values = per_item(spec, items, scores)
-    controls = item_controls(items, scores, spec.metrics)
+    controls = item_controls(items, scores, spec.metrics, spec.answer_strategies)
     ids = [it.meta.get("id", i) for i, it in enumerate(items)]
     name = model_name or str(getattr(model.cfg, "model_name", "model"))
     cfg = {"task_options": task_options or {}, "batch_size": batch_size, "limit": limit, "bos": bos,
