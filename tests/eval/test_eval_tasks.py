@@ -96,3 +96,43 @@ def test_loaders_check_their_own_bounds(data_dir):
     with pytest.raises(SteeringError, match="must be an int >= 0"):
         load_task("triviaqa", data_dir, max_aliases=-1)
     assert len(load_task("triviaqa", data_dir, max_aliases=1)[0].choices) == 2
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("task", ["sadi_copa", "sadi_storycloze", "sadi_winogrande", "sadi_mmlu"])
+def test_option_rotations_move_the_answer_with_the_text(task, data_dir):
+    """rotate=r lists option (i + r) % k under letter i: the correct letter moves with the correct text, and the
+    default order is the dataset's."""
+    base = load_task(task, data_dir)[:20]
+    k = len(base[0].choices)
+    for r in range(1, k):
+        rot = load_task(task, data_dir, rotate=r)[:20]
+        assert [it.meta["id"] for it in rot] == [it.meta["id"] for it in base]
+        assert [it.correct for it in rot] == [(it.correct - r) % k for it in base]
+        assert all(a.prompt != b.prompt for a, b in zip(base, rot, strict=True))
+    assert load_task(task, data_dir, rotate=0)[:20] == base
+
+
+@pytest.mark.data
+def test_order_averaging_removes_a_letter_preference(data_dir):
+    """A model that always says " A" scores its share of "A" items in one order, and exactly 1/2 averaged over both
+    orders of a two-option task: evaluate_orders on a hook-free tiny model whose answer we force."""
+    from tl_steer.eval.run import evaluate_orders
+    from tl_steer.models import tiny_model
+
+    model = tiny_model(n_ctx=1024)
+    a_id = model.to_tokens(" A", prepend_bos=False)[0, -1]
+
+    def always_a(logits, hook):  # the last position always prefers " A" by a wide margin
+        out = logits.clone()
+        out[:, :, a_id] += 100.0
+        return out
+
+    out = evaluate_orders(model, "sadi_copa", [("unembed.hook_out", always_a)], metric="acc", split="test", limit=20,
+                          data_dir=data_dir, progress=False)
+    a_share = [r.controls["answers_acc"] for r in out.results]
+    assert all(d == {"'A'": 1.0} for d in a_share)  # it answers A every time, in both orders
+    assert out.by_rotation[0] + out.by_rotation[1] == pytest.approx(1.0)  # A is right in one order, wrong in the other
+    assert out.value == pytest.approx(0.5)
+    with pytest.raises(SteeringError, match="no 'rotate'"):
+        evaluate_orders(model, "copa", [], data_dir=data_dir, split="test", limit=2, progress=False)

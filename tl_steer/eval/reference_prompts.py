@@ -56,26 +56,40 @@ def _ab(prompt: str, correct: int, meta: dict[str, Any], letters: str = "AB") ->
     return MCItem(prompt, tuple(" " + x for x in letters), tuple(int(i == correct) for i in range(len(letters))), meta)
 
 
-def load_copa(data_dir: str | Path | None = None) -> list[MCItem]:
-    """COPA items with the SADI reference's prompt (answers `` A`` / `` B``)."""
+def rotated(options: Sequence[str], correct: int, rotate: int) -> tuple[list[str], int]:
+    """The options listed ``rotate`` places later (cyclic: letter ``i`` shows option ``(i + rotate) % k``) and the
+    correct letter's new index. ``rotate=0`` is the dataset's order; scoring every rotation and averaging removes a
+    model's preference for a letter from the score (``tl_steer.eval.run.evaluate_orders``)."""
+    k = len(options)
+    if isinstance(rotate, bool) or not isinstance(rotate, int) or rotate < 0:
+        raise SteeringError(f"rotate must be an int >= 0, got {rotate!r}")
+    return [options[(i + rotate) % k] for i in range(k)], (correct - rotate) % k
+
+
+def load_copa(data_dir: str | Path | None = None, rotate: int = 0) -> list[MCItem]:
+    """COPA items with the SADI reference's prompt (answers `` A`` / `` B``; ``rotate``: the options' order,
+    [`rotated()`][tl_steer.eval.reference_prompts.rotated])."""
     items = []
     for r in copa_rows(data_dir):
+        (a, b), correct = rotated([r["choice1"].strip(), r["choice2"].strip()], int(r["label"]), rotate)
         prompt = (f"Question:\n{r['premise'].strip()} Based on the previous passage, choose the most reasonable "
-                  f"{r['question']}.\nA:{r['choice1'].strip()}\nB:{r['choice2'].strip()}\n\nAnswer:\n")
-        items.append(_ab(prompt, int(r["label"]), {"id": r["idx"]}))
+                  f"{r['question']}.\nA:{a}\nB:{b}\n\nAnswer:\n")
+        items.append(_ab(prompt, correct, {"id": r["idx"]}))
     return items
 
 
-def load_storycloze(data_dir: str | Path | None = None, release: str = "test") -> list[MCItem]:
+def load_storycloze(data_dir: str | Path | None = None, release: str = "test", rotate: int = 0) -> list[MCItem]:
     """Story Cloze items with the SADI reference's prompt (answers `` A`` / `` B``). ``release="val"``: the 2016
     *val* release (1,871 other stories, labelled), a source of extra contrast pairs (the reference draws its
     StoryCloze pairs from that release)."""
     items = []
     for r in storycloze_rows(data_dir, release):
         story = " ".join(r[f"InputSentence{i}"].strip() for i in range(1, 5))
+        (a, b), correct = rotated([r["RandomFifthSentenceQuiz1"].strip(), r["RandomFifthSentenceQuiz2"].strip()],
+                                  int(r["AnswerRightEnding"]) - 1, rotate)
         prompt = (f"{story}\nQuestion: What is a possible continuation for the story given the following options?\n"
-                  f"A: {r['RandomFifthSentenceQuiz1'].strip()} B: {r['RandomFifthSentenceQuiz2'].strip()}\nAnswer:")
-        items.append(_ab(prompt, int(r["AnswerRightEnding"]) - 1, {"id": r["InputStoryid"]}))
+                  f"A: {a} B: {b}\nAnswer:")
+        items.append(_ab(prompt, correct, {"id": r["InputStoryid"]}))
     return items
 
 
@@ -101,14 +115,16 @@ def load_boolq(data_dir: str | Path | None = None) -> list[MCItem]:
     return items
 
 
-def load_mmlu(data_dir: str | Path | None = None) -> list[MCItem]:
-    """MMLU items with the SADI reference's zero-shot letter prompt (answers `` A`` .. `` D``)."""
+def load_mmlu(data_dir: str | Path | None = None, rotate: int = 0) -> list[MCItem]:
+    """MMLU items with the SADI reference's zero-shot letter prompt (answers `` A`` .. `` D``; ``rotate``: the
+    options' cyclic order)."""
     items = []
     for r in mmlu_rows(data_dir, "test"):
+        options, correct = rotated([r[f"choice{i}"] for i in range(4)], int(r["answer"]), rotate)
         prompt = (f"Question: {r['question']}\nWhich of the following answers is correct?\n"
-                  + "".join(f"{L}. {r[f'choice{i}']}\n" for i, L in enumerate("ABCD"))
+                  + "".join(f"{L}. {o}\n" for L, o in zip("ABCD", options, strict=True))
                   + "State the letter corresponding to the correct answer.\nAnswer:")
-        items.append(_ab(prompt, int(r["answer"]), {"id": f"{r['subject']}-{r['k']}", "subject": r["subject"]}, "ABCD"))
+        items.append(_ab(prompt, correct, {"id": f"{r['subject']}-{r['k']}", "subject": r["subject"]}, "ABCD"))
     return items
 
 
@@ -122,14 +138,15 @@ def _winogrande_options(contexts: Sequence[str]) -> tuple[str, str, str]:
     return a[:n], a[n:], b[n:]
 
 
-def load_winogrande(data_dir: str | Path | None = None) -> list[MCItem]:
-    """WinoGrande items with the SADI reference's prompt (answers `` A`` / `` B``)."""
+def load_winogrande(data_dir: str | Path | None = None, rotate: int = 0) -> list[MCItem]:
+    """WinoGrande items with the SADI reference's prompt (answers `` A`` / `` B``; ``rotate``: the options' order)."""
     items = []
     for k, r in enumerate(winogrande_rows(data_dir)):
         head, o1, o2 = _winogrande_options(r["context_options"])
+        (o1, o2), correct = rotated([o1, o2], r["gold"], rotate)
         sentence = re.sub(r"\s+", " ", f"{head}_ {r['continuation'].strip()}")
         prompt = f"Please fill in the blanks. Write A or B as the answer.\n\nSentence: {sentence}\nA. {o1}\nB. {o2}\nAnswer:"
-        items.append(_ab(prompt, r["gold"], {"id": k}))
+        items.append(_ab(prompt, correct, {"id": k}))
     return items
 
 

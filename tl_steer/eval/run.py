@@ -133,3 +133,44 @@ def evaluate(
            "shared_prompt": shared_prompt, "prompting": prompting, **(config or {})}
     return EvalResult(spec.name, label, name, split, len(items), spec.metric, metrics, time.perf_counter() - t0, cfg,
                       values, ids, controls)
+
+
+@dataclass
+class OrderAveraged:
+    """A letter-format task scored under every cyclic order of its options (``evaluate_orders``)."""
+
+    results: list[EvalResult]  #: one per rotation (``task_options["rotate"]``), same items
+    metric: str
+    per_item: list[float]  #: each item's metric averaged over the rotations
+
+    @property
+    def value(self) -> float:
+        """The order-averaged score: a preference for one letter no longer counts as knowing the answer."""
+        return sum(self.per_item) / len(self.per_item)
+
+    @property
+    def by_rotation(self) -> list[float]:
+        return [r.metrics[self.metric].value for r in self.results]
+
+
+def evaluate_orders(model: TransformerBridge, task: str, hooks: HookList | None = None, *, metric: str | None = None,
+                    task_options: dict[str, Any] | None = None, **kwargs: Any) -> OrderAveraged:
+    """[`evaluate()`][tl_steer.eval.run.evaluate] under every cyclic order of the options (the task loader's
+    ``rotate`` option: the SADI reference's letter prompts), on the same items, and each item's ``metric`` (default
+    the task's headline) averaged over the orders. A model that always answers "A" scores the same in every order
+    for what it knows and 1 / k for the rest."""
+    import inspect
+
+    spec = get_task(task)
+    if "rotate" not in inspect.signature(spec.loader).parameters:
+        raise SteeringError(f"task {task!r} lists no options in its prompt (its loader has no 'rotate'); "
+                            "order averaging applies to letter formats (sadi_copa, sadi_mmlu, ...)")
+    first = load_task(spec.name, kwargs.get("data_dir"), **(task_options or {}))[0]
+    results = [evaluate(model, task, hooks, task_options={**(task_options or {}), "rotate": r}, **kwargs)
+               for r in range(len(first.choices))]
+    metric = metric or spec.metric
+    ids = results[0].item_ids
+    if any(r.item_ids != ids for r in results):
+        raise SteeringError(f"{task}: the rotations scored different items")
+    per = [sum(vals) / len(vals) for vals in zip(*(r.per_item[metric] for r in results), strict=True)]
+    return OrderAveraged(results, metric, per)
