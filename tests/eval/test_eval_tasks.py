@@ -99,7 +99,7 @@ def test_loaders_check_their_own_bounds(data_dir):
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("task", ["sadi_copa", "sadi_storycloze", "sadi_winogrande", "sadi_mmlu"])
+@pytest.mark.parametrize("task", ["sadi_copa", "sadi_storycloze", "sadi_winogrande", "sadi_mmlu", "mmlu_letter"])
 def test_option_rotations_move_the_answer_with_the_text(task, data_dir):
     """rotate=r lists option (i + r) % k under letter i: the correct letter moves with the correct text, and the
     default order is the dataset's."""

@@ -248,9 +248,10 @@ def load_openbookqa(data_dir: str | Path | None = None) -> list[MCItem]:
 
 
 
-def _mmlu_block(r: dict[str, Any], answer: bool) -> str:
-    s = r["question"].strip() + "".join(f"\n{L}. {r[f'choice{i}']}" for i, L in enumerate("ABCD")) + "\nAnswer:"
-    return s + (" " + "ABCD"[int(r["answer"])] + "\n\n" if answer else "")
+def _mmlu_block(r: dict[str, Any], answer: bool, rotate: int = 0) -> str:
+    options, correct = reference_prompts.rotated([r[f"choice{i}"] for i in range(4)], int(r["answer"]), rotate)
+    s = r["question"].strip() + "".join(f"\n{L}. {o}" for L, o in zip("ABCD", options, strict=True)) + "\nAnswer:"
+    return s + (" " + "ABCD"[correct] + "\n\n" if answer else "")
 
 
 def _mmlu_cloze_block(r: dict[str, Any], answer: bool) -> str:
@@ -263,6 +264,10 @@ def load_mmlu(data_dir: str | Path | None = None, shots: int = 0, format: str = 
     ``acc_norm``): ``"Question: {q}\nAnswer:"`` scored against each answer *text*. ``format="letter"`` (the
     original 5-shot format, task ``mmlu_letter``): the choices listed as A-D, scored against `` A`` .. `` D``.
     ``shots`` exemplars come from the subject's dev split."""
+    return _load_mmlu(data_dir, shots, format, 0)
+
+
+def _load_mmlu(data_dir: str | Path | None, shots: int, format: str, rotate: int) -> list[MCItem]:
     if format not in ("cloze", "letter"):
         raise SteeringError(f"mmlu format must be 'cloze' or 'letter', got {format!r}")
     subjects = mmlu_subjects(data_dir)
@@ -277,16 +282,18 @@ def load_mmlu(data_dir: str | Path | None = None, shots: int = 0, format: str = 
         for r in mmlu_rows(data_dir, "test", sub):
             choices = (" A", " B", " C", " D") if format == "letter" else tuple(
                 " " + (r[f"choice{i}"].strip() or "(empty)") for i in range(4))
+            correct = reference_prompts.rotated(list("ABCD"), int(r["answer"]), rotate)[1]
             items.append(MCItem(
-                head + block(r, False), choices,
-                tuple(int(i == int(r["answer"])) for i in range(4)), {"id": f"{sub}-{r['k']}", "subject": sub},
+                head + (block(r, False, rotate) if format == "letter" else block(r, False)), choices,
+                tuple(int(i == correct) for i in range(4)), {"id": f"{sub}-{r['k']}", "subject": sub},
             ))
     return items
 
 
-def load_mmlu_letter(data_dir: str | Path | None = None, shots: int = 5) -> list[MCItem]:
-    """MMLU in the original letter format, 5-shot by default (see [`load_mmlu()`][tl_steer.eval.tasks.load_mmlu])."""
-    return load_mmlu(data_dir, shots=shots, format="letter")
+def load_mmlu_letter(data_dir: str | Path | None = None, shots: int = 5, rotate: int = 0) -> list[MCItem]:
+    """MMLU in the original letter format, 5-shot by default (see [`load_mmlu()`][tl_steer.eval.tasks.load_mmlu]);
+    ``rotate``: the test question's options in another cyclic order (the exemplars keep theirs)."""
+    return _load_mmlu(data_dir, shots, "letter", rotate)
 
 
 def load_triviaqa(data_dir: str | Path | None = None, max_aliases: int = 3) -> list[MCItem]:
