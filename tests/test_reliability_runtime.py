@@ -248,8 +248,8 @@ def test_mat_steer_fit_numbers_are_checked(kw):
         MatSteer.fit({"a": p}, {"a": n}, "blocks.0.hook_resid_pre", progress=False, **kw)
 
 
-@pytest.mark.parametrize("kw", [{"k": 0}, {"k": -1}, {"k": True}, {"batch_size": 0}, {"layer": -1}, {"seed": 1.5},
-                                {"prepend_bos": "yes"}, {"extra": None}])
+@pytest.mark.parametrize("kw", [{"k": 0}, {"k": -1}, {"k": True}, {"read_batch_size": 0}, {"layer": -1}, {"seed": 1.5},
+                                {"prepend_bos": "yes"}, {"extra": None}, {"batch_size": 8}])
 def test_fit_options_are_checked(kw):
     with pytest.raises(ts.SteeringError, match=next(iter(kw))):
         ts.FitOptions(**kw)

@@ -70,6 +70,22 @@ class FitOptions:
         return layer
 
 
+_fit_options_init = FitOptions.__init__
+
+
+def _init_with_renamed_fields(self: FitOptions, *args: Any, **kwargs: Any) -> None:
+    if "batch_size" in kwargs:
+        raise SteeringError(
+            f"FitOptions(batch_size={kwargs['batch_size']!r}): the field is now read_batch_size (texts per forward "
+            "when reading activations); a method's training batch, such as MAT-Steer's, goes in "
+            "extra={'batch_size': ...}"
+        )
+    _fit_options_init(self, *args, **kwargs)
+
+
+FitOptions.__init__ = _init_with_renamed_fields  # type: ignore[method-assign]
+
+
 @dataclass(frozen=True)
 class FitContext:
     """What fitting knows about the model and the contrast sets, beside the activations (the user sets none of it:
