@@ -4,8 +4,8 @@ Each ``<dataset>_rows(data_dir)`` returns the dataset's rows in file order, as p
 fields (plus what a row needs to be usable: WinoGrande's gold option, MMLU's subject). Formulations, the task
 loaders of [`tl_steer.eval.tasks`][tl_steer.eval.tasks] (lm-evaluation-harness prompts) and
 [`tl_steer.eval.reference_prompts`][tl_steer.eval.reference_prompts] (the SADI reference's prompts), and the
-contrast texts of [`tl_steer.eval.gates`][tl_steer.eval.gates] and the benchmarks, turn these rows into items or
-texts; none of them opens a file. [`SOURCES`][tl_steer.eval.sources.SOURCES] maps each dataset folder to its reader
+contrast texts of ``tl_steer.eval.gates`` and the benchmarks, turn these rows into items or
+texts; none of them opens a file. ``SOURCES`` maps each dataset folder to its reader
 (``tests/eval/test_sources.py`` checks that no other module reads a dataset).
 
 Files are read with the ``datasets`` library (``load_dataset("json" | "csv", data_files=...)``), except TruthfulQA's
@@ -46,7 +46,7 @@ def toxigen_rows(data_dir: DataDir = None) -> list[dict[str, Any]]:
 
 
 def bbq_rows(data_dir: DataDir = None) -> list[dict[str, Any]]:
-    """BBQ, the six categories of [`BBQ_CATEGORIES`][tl_steer.eval.sources.BBQ_CATEGORIES] in that order (11,956
+    """BBQ, the six categories of ``BBQ_CATEGORIES`` in that order (11,956
     rows), each with its ``category``."""
     return [{**r, "category": cat} for cat in BBQ_CATEGORIES
             for r in read_rows("json", data_path(data_dir, "bbq", f"{cat}.jsonl"))]
