@@ -185,17 +185,24 @@ def paired_ci(a: list[float], b: list[float], n_boot: int = 2000, seed: int = 0)
 
 
 def report(rows: list[dict]) -> str:
+    def keyed(model, method, attr, strength, prompt_set, key):
+        """``{(seed, prompt index): value}``: pairs are matched on these (a seed not run yet pairs with nothing)."""
+        return {(r["seed"], i): v for r in rows if (r["model"], r["method"], r["attribute"], r["strength"],
+                                                    r["prompts"]) == (model, method, attr, strength, prompt_set)
+                for i, v in enumerate(r[key])}
+
     def pooled(model, method, attr, strength, prompt_set, key):
-        vals = []
-        for r in sorted((r for r in rows if (r["model"], r["method"], r["attribute"], r["strength"], r["prompts"])
-                         == (model, method, attr, strength, prompt_set)), key=lambda r: r["seed"]):
-            vals += r[key]
-        return vals
+        return list(keyed(model, method, attr, strength, prompt_set, key).values())
+
+    def pair(base_args, args):
+        a, b = keyed(*base_args), keyed(*args)
+        common = sorted(set(a) & set(b))
+        return [a[k] for k in common], [b[k] for k in common]
 
     lines = ["| model | method | steered | strength | sentiment Δ [95% CI] | wedding Δ [95% CI] | ppl (base) | "
              "distinct-2 | on prompts that already have it: Δ |", "|" + "---|" * 9]
     for model in sorted({r["model"] for r in rows}):
-        base = {k: pooled(model, "none", "none", 0.0, "neutral", k) for k in ("sentiment", "wedding", "ppl")}
+        base = {k: pooled(model, "none", "none", 0.0, "neutral", k) for k in ("ppl",)}
         for method in [m for m in METHODS if any(r["method"] == m for r in rows)]:
             for attr in (("both",) if method in JOINT else ("sentiment", "wedding")):
                 strengths = sorted({r["strength"] for r in rows if (r["model"], r["method"], r["attribute"]) ==
@@ -203,7 +210,8 @@ def report(rows: list[dict]) -> str:
                 for s in strengths:
                     cells = []
                     for k in ("sentiment", "wedding"):
-                        d, lo, hi = paired_ci(base[k], pooled(model, method, attr, s, "neutral", k))
+                        d, lo, hi = paired_ci(*pair((model, "none", "none", 0.0, "neutral", k),
+                                                    (model, method, attr, s, "neutral", k)))
                         cells.append(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]")
                     ppl = [x for x in pooled(model, method, attr, s, "neutral", "ppl") if not math.isnan(x)]
                     bppl = [x for x in base["ppl"] if not math.isnan(x)]
@@ -211,8 +219,8 @@ def report(rows: list[dict]) -> str:
                                                            r["prompts"]) == (model, method, attr, s, "neutral")]
                     owns = []
                     for a in (("sentiment", "wedding") if attr == "both" else (attr,)):
-                        own_base, own = pooled(model, "none", "none", 0.0, a, a), pooled(model, method, attr, s, a, a)
-                        owns.append(f"{a} {paired_ci(own_base, own)[0]:+.2f}" if own and own_base else f"{a} –")
+                        own_base, own = pair((model, "none", "none", 0.0, a, a), (model, method, attr, s, a, a))
+                        owns.append(f"{a} {paired_ci(own_base, own)[0]:+.2f}" if own else f"{a} –")
                     lines.append(
                         f"| {model} | {method} | {attr} | {s:g} | {cells[0]} | {cells[1]} | "
                         f"{sorted(ppl)[len(ppl) // 2] if ppl else float('nan'):.1f} "
