@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import tl_steer as ts  # noqa: E402
 from tl_steer import registry  # noqa: E402
+from tl_steer.eval.metrics import paired  # noqa: E402
 from tl_steer.eval.sources import sst2_rows  # noqa: E402
 from tl_steer.models import load_named  # noqa: E402
 from tl_steer.sweep import continuation_logprob  # noqa: E402
@@ -174,14 +175,13 @@ def measure(model, prompts: tuple[str, ...], hooks: list, seed: int) -> dict:
             "ppl": perplexity(model, prompts, conts), "distinct1": distinct(conts, 1), "distinct2": distinct(conts, 2)}
 
 
-def paired_ci(a: list[float], b: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    d = [y - x for x, y in zip(a, b, strict=True) if not (math.isnan(x) or math.isnan(y))]
-    if not d:
+def paired_ci(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """``mean(b - a)`` with its paired-bootstrap 95% interval (``tl_steer.eval.metrics.paired``), NaN pairs left out."""
+    keep = [(x, y) for x, y in zip(a, b, strict=True) if not (math.isnan(x) or math.isnan(y))]
+    if not keep:
         return float("nan"), float("nan"), float("nan")
-    g = torch.Generator().manual_seed(seed)
-    t = torch.tensor(d)
-    boots = t[torch.randint(len(d), (n_boot, len(d)), generator=g)].mean(1)
-    return float(t.mean()), float(boots.quantile(0.025)), float(boots.quantile(0.975))
+    cmp = paired([x for x, _ in keep], [y for _, y in keep])
+    return cmp.diff, cmp.low, cmp.high
 
 
 def report(rows: list[dict]) -> str:

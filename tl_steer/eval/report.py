@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import SteeringError
 from ..io import atomic_write_text
+from .metrics import Paired
 from .run import EvalResult
 from .tasks import TASKS, get_task
 
@@ -172,11 +173,8 @@ def plot(results: Sequence[EvalResult], path: str | Path, metric: str | None = N
     return path
 
 
-def _paired_p(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """McNemar's exact p for 0/1 values, else a paired t-test's (None when every difference is 0)."""
-    from .metrics import paired
-
-    cmp = paired(a, b)
+def _paired_p(cmp: Paired, a: Sequence[float], b: Sequence[float]) -> float:
+    """McNemar's exact p of ``cmp`` for 0/1 values, else a paired t-test's."""
     if cmp.mcnemar_p is not None:
         return cmp.mcnemar_p
     diffs = [y - x for x, y in zip(a, b, strict=True)]
@@ -218,7 +216,7 @@ def controls_table(results: Sequence[EvalResult], base: str = "none", alpha: flo
                 diffs = [y - x for x, y in zip(b.per_item[h], r.per_item[h], strict=True)]
                 sd = pstdev(diffs)
                 p0 = b.metrics[h].value
-                row.update(diff=cmp, p=_paired_p(b.per_item[h], r.per_item[h]),
+                row.update(diff=cmp, p=_paired_p(cmp, b.per_item[h], r.per_item[h]),
                            mde=minimum_detectable_effect(r.n, sd_diff=sd if sd > 0 else None,
                                                          p=min(max(p0, 0.0), 1.0), alpha=alpha, power=power))
                 pvals.append(row["p"])
