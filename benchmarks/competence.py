@@ -30,12 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tl_steer.eval.controls import (  # noqa: E402
-    answer_distribution,
-    balanced_accuracy,
-    constant_answers,
-    majority_baseline,
-)
+from tl_steer.eval.controls import prediction_controls  # noqa: E402
 from tl_steer.eval.report import read_results, write_json  # noqa: E402
 from tl_steer.eval.run import EvalResult, evaluate  # noqa: E402
 from tl_steer.eval.splits import select  # noqa: E402
@@ -53,15 +48,9 @@ def recontrol(r: EvalResult, data_dir: str | None = None) -> dict:
                    r.config.get("limit"), data_dir=data_dir)
     if [it.meta.get("id", i) for i, it in enumerate(items)] != r.item_ids:
         raise SystemExit(f"{r.task}: the stored cell's items are not this split's any more; delete the cell and rerun")
-    answer, share = majority_baseline(items, spec.answer_strategies)
-    c = {**r.controls, "constant_answers": constant_answers(items, spec.answer_strategies),
-         "majority": {"answer": answer, "acc": share}}
-    for name in ("acc", "acc_norm"):
-        preds = r.controls.get(f"predictions_{name}")
-        if preds is not None:
-            c[f"balanced_{name}"] = balanced_accuracy(items, preds)
-            c[f"answers_{name}"] = answer_distribution(items, preds)
-    return c
+    stored = {name: r.controls[f"predictions_{name}"] for name in ("acc", "acc_norm")
+              if f"predictions_{name}" in r.controls}
+    return {**r.controls, **prediction_controls(items, stored, spec.answer_strategies)}
 
 
 def summarise(r: EvalResult, data_dir: str | None = None) -> dict:

@@ -134,6 +134,22 @@ def minimum_detectable_effect(n: int, sd_diff: float | None = None, p: float | N
     return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * sd_diff / math.sqrt(n))
 
 
+def prediction_controls(items: Sequence[MCItem], predictions: Mapping[str, Sequence[int]],
+                        strategies: Mapping[str, Callable[[MCItem], int]] | None = None) -> dict[str, object]:
+    """The controls of a sample from the answers given (``{metric: chosen index per item}``, e.g. ``acc`` and
+    ``acc_norm``): the constant answers and majority baseline of the items, and per metric the predictions, balanced
+    accuracy and distribution of answers. What [`item_controls()`][tl_steer.eval.controls.item_controls] records,
+    and what a stored result's predictions give back without re-scoring."""
+    constants = constant_answers(items, strategies)
+    answer, share = max(constants.items(), key=lambda kv: kv[1])
+    out: dict[str, object] = {"constant_answers": constants, "majority": {"answer": answer, "acc": share}}
+    for name, preds in predictions.items():
+        out[f"predictions_{name}"] = list(preds)
+        out[f"balanced_{name}"] = balanced_accuracy(items, preds)
+        out[f"answers_{name}"] = answer_distribution(items, preds)
+    return out
+
+
 def item_controls(items: Sequence[MCItem], scores: Sequence[ChoiceScores], metrics: Sequence[str],
                   strategies: Mapping[str, Callable[[MCItem], int]] | None = None) -> dict[str, object]:
     """The controls of one scored sample, as ``evaluate`` records them (``EvalResult.controls``): the constant answers
@@ -142,15 +158,8 @@ def item_controls(items: Sequence[MCItem], scores: Sequence[ChoiceScores], metri
     and for exact-match tasks the format compliance of the greedy answers."""
     if len(items) != len(scores) or not items:
         raise SteeringError(f"item_controls: {len(items)} items but {len(scores)} scores")
-    answer, share = majority_baseline(items, strategies)
-    out: dict[str, object] = {"constant_answers": constant_answers(items, strategies),
-                              "majority": {"answer": answer, "acc": share}}
     norms = {"acc": "none", **({"acc_norm": "char"} if "acc_norm" in metrics else {})}
-    for name, norm in norms.items():
-        preds = predictions(scores, norm)
-        out[f"predictions_{name}"] = preds
-        out[f"balanced_{name}"] = balanced_accuracy(items, preds)
-        out[f"answers_{name}"] = answer_distribution(items, preds)
+    out = prediction_controls(items, {name: predictions(scores, norm) for name, norm in norms.items()}, strategies)
     if "em" in metrics:
         out["format_compliance"] = format_compliance(items, [s.greedy[it.correct] for it, s in zip(items, scores, strict=True)])
     return out
