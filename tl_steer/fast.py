@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from ._types import TransformerBridge
-from .arch import arch_sites, submodule
+from .arch import submodule
 from .core import (
     HookBlock,
     HookFn,
@@ -83,9 +83,8 @@ def _first(out: Any, fn: Any) -> Any:
 def _lower(hf_model: torch.nn.Module, name: str, fn: HookFn, n_heads: int) -> Any:
     """Register ``fn`` (a TL hook function) on the HF tensor ``name`` stands for (the architecture's site table,
     [`tl_steer.arch.ARCH_SITES`][tl_steer.arch.ARCH_SITES]); returns the handle."""
-    layer, site = site_of(name)
     try:
-        where = arch_sites(hf_model).locate(layer, site)
+        where = hf_tensor(hf_model, name)
     except HookNameError as e:
         raise HookNameError(f"{name!r} on the fast path: {e}") from None
     module = submodule(hf_model, where.module)
