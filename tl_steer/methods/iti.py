@@ -38,6 +38,7 @@ from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import split_indices
 from ..functional.iti import fit_logistic_probes, mass_mean_directions, probe_accuracy, projection_std
 from ..pairs import ContrastSet
+from ..protocol import AffineEdit
 from ..registry import (
     Described,
     FitOption,
@@ -129,6 +130,10 @@ class Iti(Described):
             [`tl_steer.steer()`][tl_steer.steer], ``model.hooks(fwd_hooks=...)`` or ``run_with_hooks``.
         """
         return self.vectors.hooks(model, positions, strength)
+
+    def affine_edits(self, strength: float | None = None) -> dict[str, AffineEdit]:
+        """The per-head shifts ``alpha * std_h * dir_h`` at ``hook_z`` (for export)."""
+        return self.vectors.affine_edits(strength)
 
     def with_strength(self, strength: float) -> Iti:
         """The same fitted method at another strength (no refitting)."""

@@ -454,6 +454,14 @@ class MatSteer(Described):
                     f"{site} activations are {have}: another model? Refit on this model."
                 )
 
+    def affine_edits(self, strength: float | None = None) -> dict:
+        """Refused: MAT-Steer's edit is not a fixed weight change (see the raised message)."""
+        raise SteeringError(
+            "MAT-Steer's edit depends on the input: each gate sigma(w.a + b) opens per token and the sum is rescaled "
+            "to the norm of a, so no fixed change of the weights reproduces it. Serve it with hooks instead: "
+            "tl_steer.fast.hf_steer on the plain Hugging Face model, or the lm-eval plug-in (--model tl_steer)"
+        )
+
     def hooks(self, model: TransformerBridge, positions: PositionSpec | None = None, strength: float | None = None) -> HookList:
         """Hooks that apply the gated, norm-preserving MAT-Steer edit at the method's hook.
 

@@ -71,6 +71,7 @@ from ..functional.sadi import (
     top_k_mask,
 )
 from ..pairs import ContrastSet
+from ..protocol import AffineEdit
 from ..registry import (
     Described,
     FitContext,
@@ -220,6 +221,15 @@ class Sadi(Described):
             mask = self.feature_mask(layer).to(device=_device(model), dtype=_dtype(model))  # converted once, here
             out.append((name, scoped(SadiEdit(mask, d), positions, model)))
         return out
+
+    def affine_edits(self, strength: float | None = None) -> dict[str, AffineEdit]:
+        """Live mode as ``{hook: scale}``, ``scale = 1 + delta * M`` (for export at every position; the reference
+        mode patches frozen clean values and is not a fixed edit)."""
+        d = self.strength if strength is None else as_strength(strength)
+        if isinstance(d, Tensor):
+            raise SteeringError("export one strength, not per-row strengths: .with_strength(delta)")
+        return {name: AffineEdit(scale=sadi_scale(self.feature_mask(site_of(name)[0]), float(d)))
+                for name in self.hook_names()}
 
     def clean_names(self) -> list[str]:
         """The hooks whose clean values the reference mode freezes (``mlp.hook_pre`` for neurons)."""

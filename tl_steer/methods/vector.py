@@ -26,6 +26,7 @@ from ..core import (
 )
 from ..errors import ShapeError, SteeringError, ensure_finite
 from ..functional import add_scaled
+from ..protocol import AffineEdit
 from ..registry import Described
 from ..sites import check_activation, validate_hook_name
 
@@ -87,6 +88,13 @@ class SteeringVectors(Described):
             )
         ratios = [self.site_norms[k] / float(v.float().norm().clamp_min(1e-12)) for k, v in self.vectors.items()]
         return self.with_strength(as_strength(fraction, "fraction") * sum(ratios) / len(ratios))
+
+    def affine_edits(self, strength: float | None = None) -> dict[str, AffineEdit]:
+        """``{hook: shift}`` with ``shift = strength * v``: the edit at every position it touches, for export."""
+        s = self.strength if strength is None else as_strength(strength, "strength")
+        if isinstance(s, Tensor):
+            raise SteeringError("export one strength, not per-row strengths: .with_strength(s)")
+        return {name: AffineEdit(shift=float(s) * v.float()) for name, v in self.vectors.items()}
 
     def to(self, device: Any) -> SteeringVectors:
         """The same method with its tensors on ``device``."""
