@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-sizes", type=int, nargs="*", default=[1000, 4000, 16000])
     ap.add_argument("--quick", action="store_true", help="tiny HF model, 2 rounds: a smoke test")
     ap.add_argument("--out", default="results/bench_overhead.json")
+    ap.add_argument("--only-export", action="store_true",
+                    help="only the exported-checkpoint rows (CAA baked into a plain HF checkpoint vs plain HF), merged "
+                         "into --out")
     ap.add_argument("--only-architectures", action="store_true",
                     help="run only the per-architecture section and merge it into --out (the other sections kept)")
     args = ap.parse_args(argv)
@@ -111,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.model, args.rounds, args.new_tokens, args.fit_sizes = "tiny-hf", 2, 4, [200]
+    if args.only_export:
+        out = Path(args.out)
+        report = json.loads(out.read_text()) if out.is_file() else {}
+        report["export"] = _export_overhead(args)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1))
+        print(render_export(report["export"]))
+        print(f"-> {out}")
+        return 0
     torch.manual_seed(0)
     dev = args.device
     hf = None
@@ -224,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- every architecture family with a site table: tiny random models, bridge vs fast path
     report["architectures"] = _arch_overhead(args.rounds)
+    report["export"] = _export_overhead(args)
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
@@ -329,6 +342,75 @@ def _arch_overhead(rounds: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def _export_overhead(args: argparse.Namespace) -> dict[str, Any]:
+    """CAA baked into a plain HF checkpoint (``tl_steer.export``) against the unsteered plain HF model, the fast
+    path (hooks on plain HF) and the bridge with hooks: forward 8 x 64 and KV-cached greedy decoding, batch 1 and 8."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM
+
+    from tl_steer.export import export
+    from tl_steer.models import load_hf, tiny_hf_model
+
+    dev = args.device
+    if args.model == "tiny-hf":
+        model, hf = tiny_hf_model(with_hf=True)
+    else:
+        model = load_model(args.model, dev)
+        hf, _ = load_hf(args.model, device=dev)
+    model.eval()
+    hf.eval()
+    caa = registry.fit("caa", model, [PAIRS], FitOptions(progress=False)).with_strength(2.0)
+    hooks = caa.hooks(model, positions="all")
+    tok = model.tokenizer
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export(caa, model, Path(tmp) / "caa", hf_model=hf)
+        baked = AutoModelForCausalLM.from_pretrained(path, dtype=next(hf.parameters()).dtype).to(dev).eval()
+        out["max_logit_diff"] = json.loads((path / "tl_steer_export.json").read_text())["max_logit_diff"]
+        tokens = torch.randint(min(100, model.cfg.d_vocab // 2), min(model.cfg.d_vocab, 5000), (8, 64), device=dev)
+
+        def bridge_fwd() -> Any:
+            with torch.no_grad(), steer(model, hooks):
+                return model(tokens, return_type="logits")
+
+        def fast_fwd() -> Any:
+            with torch.no_grad(), hf_steer(model, hf, hooks):
+                return hf(tokens).logits
+
+        with torch.no_grad():
+            res = interleaved({"plain HF": lambda: hf(tokens).logits, "exported checkpoint, plain HF":
+                               lambda: baked(tokens).logits, "fast path+caa": fast_fwd, "bridge+caa": bridge_fwd},
+                              args.rounds, dev)
+        out["forward_8x64"] = {"seconds": res, "ratio_vs_hf": ratios(res, "plain HF")}
+        for batch in (1, 8):
+            enc = tok(PROMPTS[:batch], return_tensors="pt", padding=True, padding_side="left").to(dev)
+            kw = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False,
+                      pad_token_id=tok.pad_token_id or tok.eos_token_id)
+
+            def run(m: Any, h: list | None = None, enc: Any = enc, kw: dict = kw) -> Callable[[], Any]:
+                def go() -> Any:
+                    with torch.no_grad():
+                        if h is None:
+                            return m.generate(**enc, **kw)
+                        with hf_steer(model, m, h):
+                            return m.generate(**enc, **kw)
+                return go
+
+            res = interleaved({"plain HF": run(hf), "exported checkpoint, plain HF": run(baked),
+                               "fast path+caa": run(hf, hooks)}, args.rounds, dev)
+            out[f"generate_batch{batch}"] = {"seconds": res, "ratio_vs_hf": ratios(res, "plain HF")}
+    return out
+
+
+def render_export(e: dict[str, Any]) -> str:
+    lines = [f"\nexported checkpoint (CAA baked in; max |Δ logit| vs the steered bridge {e['max_logit_diff']:.1e}): "
+             "condition | ratio vs plain HF"]
+    for key in ("forward_8x64", "generate_batch1", "generate_batch8"):
+        lines.append(f"  {key}: " + ", ".join(f"{n} {v:.3f}x" for n, v in e[key]["ratio_vs_hf"].items()))
+    return "\n".join(lines)
+
+
 def render(r: dict[str, Any]) -> str:
     lines = [f"\n{r['model']} on {r['device']} ({r['threads']} threads), ratios of medians over {r['rounds']} rounds"]
     for key, unit in (("forward_8x64", "seconds"), ("generate_batch1", "seconds_per_token"),
@@ -356,6 +438,8 @@ def render(r: dict[str, Any]) -> str:
         lines.append(f"{name} 8-point strength sweep (margin, {len(PROMPTS)} prompts): one batch with per-row strengths "
                      f"{v['speedup']:.2f}x faster than 8 passes (max |Δ| {v['max_abs_diff']:.1e})")
     lines.append(render_architectures(r))
+    if "export" in r:
+        lines.append(render_export(r["export"]))
     return "\n".join(lines)
 
 

@@ -33,3 +33,7 @@ def test_bench_overhead_quick(tmp_path):
 
     assert set(r["architectures"]) == set(ARCH_SITES)
     assert all(v > 0 for a in r["architectures"].values() for v in a.values())
+    assert r["export"]["max_logit_diff"] < 1e-4
+    for key in ("forward_8x64", "generate_batch1", "generate_batch8"):
+        row = r["export"][key]["ratio_vs_hf"]
+        assert row["plain HF"] == 1.0 and row["exported checkpoint, plain HF"] > 0

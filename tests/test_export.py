@@ -244,7 +244,13 @@ def test_control_vector_refusals(tmp_path):
 
 def test_control_vector_matches_repeng_format(tmp_path):
     """repeng writes the same format; its reader reads ours, layer for layer."""
-    repeng = pytest.importorskip("repeng")
+    import importlib.util
+
+    if importlib.util.find_spec("repeng") is None:
+        pytest.skip("repeng is not installed (scripts/setup.sh installs it)")
+    from tl_steer.interop import import_repeng
+
+    repeng = import_repeng()
     bridge = tiny_hf_model(n_layers=4)
     v = torch.randn(bridge.cfg.d_model, generator=torch.Generator().manual_seed(2))
     path = E.export(SteeringVectors({"blocks.3.hook_resid_pre": v}, 2.0, "caa"), bridge, tmp_path / "cv.gguf",
