@@ -343,13 +343,13 @@ def _arch_overhead(rounds: int) -> dict[str, dict[str, float]]:
 
 
 def _export_overhead(args: argparse.Namespace) -> dict[str, Any]:
-    """CAA baked into a plain HF checkpoint (``tl_steer.export``) against the unsteered plain HF model, the fast
+    """CAA baked into a plain HF checkpoint (``tl_steer.exporting``) against the unsteered plain HF model, the fast
     path (hooks on plain HF) and the bridge with hooks: forward 8 x 64 and KV-cached greedy decoding, batch 1 and 8."""
     import tempfile
 
     from transformers import AutoModelForCausalLM
 
-    from tl_steer.export import export
+    from tl_steer.exporting import export
     from tl_steer.models import load_hf, tiny_hf_model
 
     dev = args.device

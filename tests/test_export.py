@@ -1,4 +1,4 @@
-"""``tl_steer.export``: a fixed edit baked into a standard Hugging Face checkpoint (plain ``transformers`` loads it and
+"""``tl_steer.exporting``: a fixed edit baked into a standard Hugging Face checkpoint (plain ``transformers`` loads it and
 gives the steered bridge's logits and greedy tokens) or written as a llama.cpp control vector; everything else
 refused with its reason; nothing the user owns overwritten."""
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import tl_steer as ts
-from tl_steer import export as E
+from tl_steer import exporting as E
 from tl_steer import registry
 from tl_steer.methods.vector import SteeringVectors
 from tl_steer.models import tiny_arch_configs, tiny_arch_model, tiny_hf_model
@@ -262,6 +262,11 @@ def test_control_vector_matches_repeng_format(tmp_path):
 
 @pytest.mark.slow
 def test_smollm2_checkpoint_loads_in_plain_transformers(smollm2, tmp_path):
+    """On SmolLM2 the bridge itself differs from plain HF by ~7e-5 unsteered (fp32 order of operations, logits ~30).
+    So: the checkpoint, loaded in a process without tl_steer, is within 1e-4 of the same hooks on the same plain HF
+    model (``hf_steer``), within that bridge-vs-HF floor (+1e-4) of the steered bridge, and greedy-decodes the
+    bridge's tokens."""
+    from tl_steer.fast import hf_steer
     from tl_steer.models import load_hf
 
     hf, _ = load_hf("smollm2-135m-instruct")
@@ -270,18 +275,21 @@ def test_smollm2_checkpoint_loads_in_plain_transformers(smollm2, tmp_path):
     for name, opts in (("caa", ts.FitOptions(layer=12, progress=False)),
                        ("iti", ts.FitOptions(layer=12, k=8, progress=False)),
                        ("sadi", ts.FitOptions(layer=12, k=8, progress=False))):
-        m = ts.fit(name, smollm2, sets, opts)
-        m = m.with_strength(4.0)
+        m = ts.fit(name, smollm2, sets, opts).with_strength(4.0)
         out = E.export(m, smollm2, tmp_path / name, hf_model=hf, positions="all")
         ids = smollm2.tokenizer("The weather today is", return_tensors="pt").input_ids
         with ts.steer(smollm2, m.hooks(smollm2, positions="all")):
-            want = smollm2(ids).float()
+            bridge = smollm2(ids).float()
             tokens = smollm2.generate(ids, max_new_tokens=8, do_sample=False, verbose=False)
+        with hf_steer(smollm2, hf, m.hooks(smollm2, positions="all")), torch.no_grad():
+            fast = hf(input_ids=ids).logits.float()
         got = _plain_logits(out, ids[0].tolist(), tmp_path)
-        results[name] = float((got - want).abs().max())
+        results[name] = (float((got - fast).abs().max()), float((got - bridge).abs().max()),
+                         float((fast - bridge).abs().max()))
+        assert results[name][0] < 1e-4, (name, results[name])
+        assert results[name][1] <= results[name][2] + 1e-4, (name, results[name])
         from transformers import AutoModelForCausalLM
 
         loaded = AutoModelForCausalLM.from_pretrained(out).eval()
         assert loaded.generate(ids, max_new_tokens=8, do_sample=False)[0].tolist() == tokens[0].tolist(), name
         del loaded
-    assert max(results.values()) < 1e-4, results

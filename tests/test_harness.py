@@ -157,4 +157,5 @@ def test_smollm2_agrees(smollm2, tasks_dir, data_dir):
                                       task_manager=TaskManager(include_path=str(tasks_dir)))
         got = torch.tensor(_per_choice(res))
         want = torch.tensor(_reference(smollm2, method, positions, data_dir))
+        print(f"[harness] smollm2 positions={positions}: max |Δ| per choice {(got - want).abs().max():.2e}")
         assert (got - want).abs().max() < 1e-4, (positions, (got - want).abs().max())

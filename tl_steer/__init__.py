@@ -16,6 +16,8 @@ from ._version import __version__ as __version__
 from .collect import Collection, collect
 from .core import HookList, Positions, scoped, steer, tracking
 from .errors import HookNameError, ManifestError, ModelError, ScopeError, ShapeError, SteeringError
+from .exporting import export
+from .interop import from_repeng, from_steering_vectors, to_repeng, to_steering_vectors
 from .io import load_method, save
 from .methods import *  # noqa: F403 - the registered methods' classes
 from .methods import __all__ as _methods_all
@@ -27,5 +29,5 @@ from .sites import Site, hook_name
 __all__ = [
     *_methods_all, "Collection", "ContrastSet", "FitContext", "FitOptions", "HookList", "HookNameError", "ManifestError",
     "ModelError", "Positions", "ScopeError", "ShapeError", "Site", "SteeringError", "SteeringMethod",
-    "collect", "fit", "fit_from_activations", "fit_many", "hook_name", "load", "load_method", "registry", "save", "scoped", "steer", "tracking",
+    "collect", "export", "fit", "from_repeng", "from_steering_vectors", "to_repeng", "to_steering_vectors", "fit_from_activations", "fit_many", "hook_name", "load", "load_method", "registry", "save", "scoped", "steer", "tracking",
 ]

@@ -64,7 +64,7 @@ class ArchSites:
     flat_mlp: bool = False
     #: sites (``Site`` values) that are not one HF tensor in this family, with the reason
     unsupported: dict[str, str] = field(default_factory=dict)
-    # What ``tl_steer.export`` needs to bake a fixed edit into the weights (docs/scaling.md):
+    # What ``tl_steer.exporting`` needs to bake a fixed edit into the weights (docs/scaling.md):
     #: the config flag that gives the attention output projection a bias (``""``: it always has one; ``None``: the
     #: family's code hard-codes ``bias=False``, so no stock config can carry a bias there)
     attn_bias: str | None = None

@@ -7,7 +7,7 @@ Layer conventions (each library counts decoder layers from 0 and edits a module'
 | steering-vectors ``SteeringVector(layer_activations={L: v})``, ``layer_type="decoder_block"`` | output of decoder layer L | ``blocks.L.hook_resid_post`` (= ``blocks.{L+1}.hook_resid_pre``) |
 | steering-vectors ``layer_type="self_attn"`` / ``"mlp"`` | output of layer L's attention / MLP module | ``blocks.L.hook_attn_out`` / ``blocks.L.hook_mlp_out`` (not on Gemma 2/3, whose TL sites are the post-norms' outputs) |
 | repeng ``ControlVector(directions={L: v})`` with ``ControlModel(model, layer_ids)`` | output of decoder layer L (negative L counts from the end) | ``blocks.L.hook_resid_post`` |
-| llama.cpp ``direction.N`` ([`tl_steer.export`][tl_steer.export]) | output of layer N, N >= 1 | ``blocks.N.hook_resid_post`` |
+| llama.cpp ``direction.N`` ([`tl_steer.exporting`][tl_steer.exporting]) | output of layer N, N >= 1 | ``blocks.N.hook_resid_post`` |
 
 Strengths: steering-vectors' ``multiplier`` and repeng's ``coeff`` scale the vector as tl_steer's ``strength`` does,
 so ``from_*`` keeps the vector and takes the multiplier as the strength, and ``to_*`` bakes tl_steer's strength into
@@ -69,7 +69,7 @@ def from_steering_vectors(sv: Any, model: TransformerBridge, multiplier: float =
 
 def _shifts(method: Any, model: TransformerBridge, what: str) -> dict[tuple[int, Site], torch.Tensor]:
     """``{(layer, site): strength * v}`` of a method's additive edits, residual hooks as layer outputs."""
-    from .export import static_edits
+    from .exporting import static_edits
 
     out: dict[tuple[int, Site], torch.Tensor] = {}
     for name, edit in static_edits(method, "all").items():

@@ -31,7 +31,7 @@ class SteeringMethod(Protocol):
       tensors go to safetensors, the config to plain JSON (no tensors, no per-row strengths).
     * Hook functions never edit their input in place and return the activation's dtype, device and shape
       (the property tests check every registered method).
-    * Optional, for baking into weights ([`tl_steer.export`][tl_steer.export]): ``affine_edits(strength=None)``
+    * Optional, for baking into weights ([`tl_steer.exporting`][tl_steer.exporting]): ``affine_edits(strength=None)``
       returns ``{hook_name: AffineEdit}``, the method's edit at every position it touches as
       ``a' = scale ⊙ a + shift`` with fixed tensors, or raises ``SteeringError`` saying why the edit depends on the
       input. A method without it is not exportable.
@@ -94,7 +94,7 @@ class Described:
 class AffineEdit:
     """One hook's edit as ``a' = scale ⊙ a + shift``, the same for every input and position (``None``: 1 / 0). Both
     have the activation's trailing shape (``(n_heads, d_head)`` at ``hook_z``). What a method's ``affine_edits()``
-    returns, and what [`tl_steer.export`][tl_steer.export] turns into weights."""
+    returns, and what [`tl_steer.exporting`][tl_steer.exporting] turns into weights."""
 
     scale: Tensor | None = None
     shift: Tensor | None = None

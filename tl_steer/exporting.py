@@ -38,7 +38,7 @@ replaced only with ``overwrite=True`` and only if it is an earlier export (it ha
 layer ``N`` (0-based) for ``N = 1 .. n_layers - 1`` (``common_control_vector_load`` stores it at ``N - 1``; the graph
 adds ``tensors[il]`` after layer ``il``; there is never one for layer 0): TL's ``blocks.N.hook_resid_post`` =
 ``blocks.{N+1}.hook_resid_pre``. The strength is baked into the vector (``--control-vector-scaled F S`` scales it
-again). [`read_control_vector()`][tl_steer.export.read_control_vector] reads one back.
+again). [`read_control_vector()`][tl_steer.exporting.read_control_vector] reads one back.
 """
 
 from __future__ import annotations
@@ -216,17 +216,21 @@ def _apply(plan: _Plan, hf: Any) -> None:
         owner = submodule(hf, key[: -len(".bias")])
         w = owner.weight
         owner.bias = torch.nn.Parameter(torch.zeros(p.shape, dtype=w.dtype, device=w.device))
-    for _hook, path, action, t in plan.steps:
+    for hook, path, action, t in plan.steps:
         if path == "<input embeddings>":
             emb = hf.get_input_embeddings().weight
+            _check_len(hook, path, t, emb.shape[1])
             emb += t.to(emb)
             continue
         m = submodule(hf, path)
         if action == "bias +=":
+            _check_len(hook, path, t, m.bias.shape[0])
             m.bias += t.to(m.bias)
             continue
         kind = _in_out(m)
         w = m.weight
+        n_in, n_out = (w.shape[1], w.shape[0]) if kind == "linear" else (w.shape[0], w.shape[1])
+        _check_len(hook, path, t, n_out if action == "output rows *=" else n_in)
         if action == "bias += W @":  # the projection of the shift, whatever the module's layout
             x = t.to(w).reshape(1, -1)
             m.bias += (m(x) - m(torch.zeros_like(x))).reshape(-1)
@@ -240,6 +244,12 @@ def _apply(plan: _Plan, hf: Any) -> None:
                 m.bias *= s
         else:  # pragma: no cover - every action above is produced by _Plan.lower
             raise AssertionError(action)
+
+
+def _check_len(hook: str, path: str, t: torch.Tensor, want: int) -> None:
+    if t.numel() != want:
+        raise SteeringError(f"export: the edit at {hook!r} has {t.numel()} values but {path} takes {want}; the method "
+                            "was fitted on another model (or a different width): fit it on this model")
 
 
 def _plan(method: Any, hf: Any, edits: dict[str, AffineEdit]) -> _Plan:
@@ -296,7 +306,7 @@ def max_logit_diff(model: TransformerBridge, method: Any, hf: Any, tokenizer: An
 def export_hf(method: Any, model: TransformerBridge, path: str | Path, *, hf_model: Any = None, tokenizer: Any = None,
               positions: Any = None, strength: float | None = None, verify: bool = True, tolerance: float = 1e-3,
               overwrite: bool = False) -> Path:
-    """``format="hf"`` of [`export()`][tl_steer.export.export]: see the module docstring."""
+    """``format="hf"`` of [`export()`][tl_steer.exporting.export]: see the module docstring."""
     from transformers import AutoModelForCausalLM
 
     if hf_model is None or not hasattr(hf_model, "config"):
@@ -363,7 +373,7 @@ def control_vector_layer(hook: str, n_layers: int) -> int:
 
 def export_control_vector(method: Any, model: TransformerBridge, path: str | Path, *, positions: Any = None,
                           strength: float | None = None, overwrite: bool = False) -> Path:
-    """``format="llama.cpp"`` of [`export()`][tl_steer.export.export]: see the module docstring."""
+    """``format="llama.cpp"`` of [`export()`][tl_steer.exporting.export]: see the module docstring."""
     import gguf
     import numpy as np
 
