@@ -4,7 +4,10 @@ For CAA, ITI, SADI and MAT-Steer (fitted on a few sentiment pairs) it checks, on
 
 * the hook output keeps the activation's dtype and device and never edits it in place;
 * greedy generation is the same batched (left-padded) as one prompt at a time, and with the KV cache on and off;
-* the steered generation differs from the unsteered one (the hooks do something).
+* the steered generation differs from the unsteered one (the hooks do something);
+* sharded (issue 23): the plain HF model split over a device map (the first half of the layers on ``--device``,
+  the rest on the CPU; accelerate moves activations between them) steered with ``hf_steer`` gives the bridge's
+  logits, for every method.
 
 It prints one line per check and exits non-zero on any failure. It measures nothing against a baseline.
 
@@ -82,8 +85,39 @@ def main(argv: list[str] | None = None) -> int:
             check(batched == single, f"{method}: batched left-padded == one-by-one")
             check(single == uncached, f"{method}: KV-cached == uncached")
             check(batched != base, f"{method}: steered != unsteered ({batched[1][:60]!r})")
+        for method, f in fitted.items():
+            hooks = steering.hooks(method, f, model, positions="all", strength=registry.get(method).grid[1])
+            diff = sharded_diff(model, hooks, a.device, dtype)
+            check(diff < (1e-3 if dtype == torch.float32 else 0.5),
+                  f"{method}: hf_steer on a model sharded over {a.device} + cpu matches the bridge (max |Δ| {diff:.1e})")
     print(f"{failures} failure(s); {time.perf_counter() - t0:.1f} s")
     return 1 if failures else 0
+
+
+_SHARDED: dict = {}
+
+
+def sharded_diff(model, hooks, device: str, dtype) -> float:
+    """Max |Δ logit| between the steered bridge and ``hf_steer`` on the plain HF SmolLM2 dispatched over a device
+    map: layers below the middle on ``device``, the rest (and the head) on the CPU."""
+    from accelerate import dispatch_model
+
+    from tl_steer.fast import hf_steer
+    from tl_steer.models import load_hf
+
+    if "hf" not in _SHARDED:
+        hf, _ = load_hf("smollm2-135m-instruct", dtype=dtype)
+        n = hf.config.num_hidden_layers
+        dmap = {"model.embed_tokens": device, "model.rotary_emb": device, "model.norm": "cpu", "lm_head": "cpu",
+                **{f"model.layers.{i}": device if i < n // 2 else "cpu" for i in range(n)}}
+        _SHARDED["hf"] = dispatch_model(hf, device_map=dmap, main_device=device, force_hooks=True)
+    hf = _SHARDED["hf"]
+    ids = model.to_tokens(PROMPTS[1])
+    with steer(model, hooks):
+        want = model(ids).float().cpu()
+    with hf_steer(model, hf, hooks):
+        got = hf(input_ids=ids.to(device)).logits.float().cpu()
+    return float((got - want).abs().max())
 
 
 def f_shape(model, name: str) -> tuple[int, ...]:

@@ -273,6 +273,7 @@ def test_smollm2_checkpoint_loads_in_plain_transformers(smollm2, tmp_path):
     sets = [ts.ContrastSet("mood", POS, NEG)]
     results = {}
     for name, opts in (("caa", ts.FitOptions(layer=12, progress=False)),
+                       ("pca", ts.FitOptions(layer=12, progress=False)),
                        ("iti", ts.FitOptions(layer=12, k=8, progress=False)),
                        ("sadi", ts.FitOptions(layer=12, k=8, progress=False))):
         m = ts.fit(name, smollm2, sets, opts).with_strength(4.0)

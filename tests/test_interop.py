@@ -48,6 +48,7 @@ def test_steering_vectors_both_ways(pair):
     want = _bridge_logits(bridge, caa)
     with sv.apply(hf, multiplier=1.0):
         got = _hf_logits(bridge, hf)
+    print(f"[interop] to_steering_vectors: max |Δ logit| {(got - want).abs().max():.1e}")
     assert (got - want).abs().max() < 1e-4
     assert (_hf_logits(bridge, hf) - want).abs().max() > 1e-2  # it did steer
     # and back, with the multiplier as strength
@@ -55,6 +56,7 @@ def test_steering_vectors_both_ways(pair):
     assert back.hook_names() == ["blocks.1.hook_resid_post"] and back.strength == 0.5
     with sv.apply(hf, multiplier=0.5):
         got = _hf_logits(bridge, hf)
+    print(f"[interop] from_steering_vectors: max |Δ logit| {(got - _bridge_logits(bridge, back)).abs().max():.1e}")
     assert (got - _bridge_logits(bridge, back)).abs().max() < 1e-4
 
 
@@ -101,6 +103,7 @@ def test_repeng_both_ways(pair):
     controlled.set_control(cv, coeff=1.0)
     want = _bridge_logits(bridge, caa)
     got = _hf_logits(bridge, controlled)
+    print(f"[interop] to_repeng: max |Δ logit| {(got - want).abs().max():.1e}")
     assert (got - want).abs().max() < 1e-4
     # negative layer ids count from the end, as repeng's ControlModel counts them
     back = interop.from_repeng(repeng.ControlVector("llama", {-2: cv.directions[1]}), bridge, coeff=1.0)
