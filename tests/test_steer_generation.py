@@ -37,3 +37,22 @@ def test_quick_run_and_resume(tmp_path):
     assert sg.main(args) == 0
     assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == n
     assert "| tiny | caa_sum | both |" in (tmp_path / "steer_generation.md").read_text()
+
+
+def test_paired_test_and_holm_marks():
+    sg = load_benchmark("steer_generation")
+    p, sd = sg.paired_test([0.0] * 30, [1.0 + 0.1 * (i % 3) for i in range(30)])
+    assert p < 1e-6 and sd > 0
+    assert sg.paired_test([0.0, 0.0], [1.0, 1.0]) == (None, None)  # no spread: no test
+    rows = []
+    for method, attr, shift in (("none", "none", 0.0), ("caa", "sentiment", 0.9), ("caa", "wedding", 0.0)):
+        for seed in (0, 1, 2):
+            vals = [shift + 0.05 * ((seed * 7 + i) % 5) for i in range(16)]
+            rows.append({"model": "m", "method": method, "attribute": attr, "strength": 0.0 if method == "none" else 1.0,
+                         "prompts": "neutral", "seed": seed, "sentiment": vals, "wedding": [0.0] * 16,
+                         "ppl": [10.0] * 16, "distinct2": 0.9})
+    md = sg.report(rows)
+    big = next(line for line in md.splitlines() if "| caa | sentiment |" in line)
+    null = next(line for line in md.splitlines() if "| caa | wedding |" in line)
+    assert big.split("|")[5].strip().endswith("✓") and "✓" not in null  # a real shift survives Holm, no shift does not
+    assert "Holm" in md and "Minimum detectable sentiment" in md
