@@ -89,7 +89,8 @@ def run_model(name: str, tasks: list[str], args: argparse.Namespace) -> list[dic
         for m in methods:
             spec = registry.get(m)
 
-            def score(s: float, m: str = m, spec=spec) -> float:
+            def score(s: float, m: str = m, spec=spec, task: str = task, fitted: dict = fitted,
+                      base_val: float = base_val) -> float:
                 key = (task, m, float(s))
                 if key not in cells:
                     hooks = fitted[m].hooks(model, positions=spec.default_positions, strength=s)

@@ -117,7 +117,7 @@ def test_greedy_tokens_match_the_steered_bridge(fitted, tmp_path):
     from transformers import AutoModelForCausalLM
 
     bridge, hf, methods = fitted
-    for name in ("caa", "iti", "sadi:mlp_post"):
+    for name in ("caa", "pca", "iti", "sadi", "sadi:mlp_post"):
         m = methods[name].with_strength(6.0 if name.startswith("sadi") else 3.0)
         out = E.export(m, bridge, tmp_path / name.replace(":", "_"), hf_model=hf, positions="all")
         loaded = AutoModelForCausalLM.from_pretrained(out).eval()
@@ -190,7 +190,7 @@ def test_nothing_the_user_owns_is_overwritten(fitted, tmp_path):
 
 def test_clear_errors(fitted, tmp_path):
     bridge, hf, methods = fitted
-    with pytest.raises(ts.SteeringError, match="hf_model="):
+    with pytest.raises(ts.SteeringError, match="hf_model="):  # a hand-booted bridge: its HF twin is unknown
         E.export(methods["caa"], bridge, tmp_path / "x")
     with pytest.raises(ts.SteeringError, match="unknown export format"):
         E.export(methods["caa"], bridge, tmp_path / "x", format="onnx")
@@ -272,6 +272,10 @@ def test_smollm2_checkpoint_loads_in_plain_transformers(smollm2, tmp_path):
     hf, _ = load_hf("smollm2-135m-instruct")
     sets = [ts.ContrastSet("mood", POS, NEG)]
     results = {}
+    # the call: no hf_model, the bridge's own source is reloaded as plain HF
+    caa = ts.fit("caa", smollm2, sets, ts.FitOptions(layer=12, progress=False)).with_strength(4.0)
+    plain = ts.export(caa, smollm2, tmp_path / "caa-own")
+    assert json.loads((plain / E.MANIFEST).read_text())["max_logit_diff"] < 2e-4
     for name, opts in (("caa", ts.FitOptions(layer=12, progress=False)),
                        ("pca", ts.FitOptions(layer=12, progress=False)),
                        ("iti", ts.FitOptions(layer=12, k=8, progress=False)),

@@ -309,11 +309,14 @@ def export_hf(method: Any, model: TransformerBridge, path: str | Path, *, hf_mod
     """``format="hf"`` of [`export()`][tl_steer.exporting.export]: see the module docstring."""
     from transformers import AutoModelForCausalLM
 
-    if hf_model is None or not hasattr(hf_model, "config"):
+    if hf_model is None:
+        from .models import hf_twin
+
+        hf_model, own_tok = hf_twin(model)  # a ModelError saying to pass hf_model= when the source is unknown
+        tokenizer = tokenizer if tokenizer is not None else own_tok
+    if not hasattr(hf_model, "config"):
         raise SteeringError(
-            "export(format='hf') needs hf_model=: the plain Hugging Face model with the bridge's weights (the bridge "
-            "rewires its own copy), e.g. hf, tok = tl_steer.models.load_hf(name) or "
-            "tl_steer.models.tiny_arch_model(...)[1]"
+            f"export(format='hf'): hf_model must be a Hugging Face causal LM (with .config), got {type(hf_model).__name__}"
         )
     path = Path(path)
     _check_target(path, overwrite, "a checkpoint")
@@ -448,7 +451,9 @@ def export(method: Any, model: TransformerBridge, path: str | Path, format: str 
             ``"llama.cpp"`` (a control vector for ``--control-vector``).
         **kwargs: ``positions`` (default: the method's scope; only ``"all"`` exports), ``strength``, ``overwrite``;
             for ``"hf"`` also ``hf_model`` (required: the plain HF model with the bridge's weights), ``tokenizer``,
-            ``verify`` (default True), ``tolerance`` (default 1e-3).
+            ``verify`` (default True), ``tolerance`` (default 1e-3). Without ``hf_model`` a bridge that
+            [`tl_steer.models.load()`][tl_steer.models.load] booted from a registered name, ``.gguf`` or folder is
+            reloaded as plain HF ([`hf_twin()`][tl_steer.models.hf_twin]); other bridges need it.
 
     Returns:
         ``path``.

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,8 +309,29 @@ def load(
             ) from e
     if own_rule is not None or prepend_bos is not None:
         bridge.cfg.default_prepend_bos = own_rule if prepend_bos is None else prepend_bos
+    if reg is not None or gguf_file is not None or local.suffix == ".gguf" or local.is_dir():
+        _SOURCES[bridge] = (str(name), gguf_file, dtype)
     bridge.eval()
     return bridge
+
+
+#: where each bridge ``load()`` booted from a local source came from (for [`hf_twin()`][tl_steer.models.hf_twin])
+_SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def hf_twin(bridge: TransformerBridge) -> tuple[Any, Any]:
+    """``(hf_model, tokenizer)``: a plain Hugging Face model with the weights ``bridge`` was loaded with (the boot
+    rewires its own copy), reloaded from the same registered name, ``.gguf`` or folder, on the bridge's device. For
+    bridges ``load()`` did not boot from a local source, a ``ModelError`` says to pass the HF model yourself."""
+    src = _SOURCES.get(bridge)
+    if src is None:
+        raise ModelError(
+            "this bridge was not loaded by tl_steer.models.load() from a registered name, a .gguf or a local folder, "
+            "so its plain Hugging Face twin is unknown: pass it (hf_model=...), e.g. the second value of "
+            "tiny_hf_model(with_hf=True) or models.load_hf(name)"
+        )
+    name, gguf_file, dtype = src
+    return load_hf(name, device=bridge.cfg.device, dtype=dtype, gguf_file=gguf_file)
 
 
 def char_tokenizer():
