@@ -1,7 +1,7 @@
 """Steering outside the Python process: bake a fixed edit into a checkpoint any engine serves, or write it as a
 llama.cpp control vector.
 
-    ts.export(vec, bridge, "out/smollm2-caa", hf_model=hf)            # a standard Hugging Face folder
+    ts.export(vec, bridge, "out/smollm2-caa")                        # a standard Hugging Face folder
     ts.export(vec, bridge, "out/caa.gguf", format="llama.cpp")      # llama-cli --control-vector out/caa.gguf
 
 **What can be baked.** An edit that is the same affine map at every position and for every input,
