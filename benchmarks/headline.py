@@ -15,7 +15,7 @@ Per (model, task):
   ``tl_steer.eval.report.controls_table``: majority / constant answers, the answer given most, paired Δ vs base
   with its 95% interval, McNemar's p, Holm across the table, and the minimum detectable effect at that n.
 
-Every val cell and sealed result is written as it is made (``<out>/<model>/val.jsonl``, ``<out>/<model>/sealed/``);
+Every val cell and sealed result is written as it is made (``<out>/<model>/val_cells.jsonl``, ``<out>/<model>/sealed/``);
 a rerun resumes, and the sealed results are never recomputed (delete them to rerun, and say so).
 
     python benchmarks/headline.py --models smollm2 --tasks storycloze
@@ -64,7 +64,7 @@ def grid_search(score, grid: tuple[float, ...]) -> tuple[float, list[tuple[float
 def run_model(name: str, tasks: list[str], args: argparse.Namespace) -> list[dict]:
     out = args.out / name
     (out / "sealed").mkdir(parents=True, exist_ok=True)
-    cells_path = out / "val.jsonl"
+    cells_path = out / "val_cells.jsonl"
     cells = {}
     if cells_path.is_file():
         for line in cells_path.read_text().splitlines():
