@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_export:
         out = Path(args.out)
         report = json.loads(out.read_text()) if out.is_file() else {}
-        report["export"] = _export_overhead(args)
+        report["export"] = _export_overhead(args, model, hf) if hf is not None else _export_overhead(args)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1))
         print(render_export(report["export"]))
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- every architecture family with a site table: tiny random models, bridge vs fast path
     report["architectures"] = _arch_overhead(args.rounds)
-    report["export"] = _export_overhead(args)
+    report["export"] = _export_overhead(args, model, hf) if hf is not None else _export_overhead(args)
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
@@ -342,9 +342,10 @@ def _arch_overhead(rounds: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def _export_overhead(args: argparse.Namespace) -> dict[str, Any]:
+def _export_overhead(args: argparse.Namespace, model: Any = None, hf: Any = None) -> dict[str, Any]:
     """CAA baked into a plain HF checkpoint (``tl_steer.exporting``) against the unsteered plain HF model, the fast
-    path (hooks on plain HF) and the bridge with hooks: forward 8 x 64 and KV-cached greedy decoding, batch 1 and 8."""
+    path (hooks on plain HF) and the bridge with hooks: forward 8 x 64 and KV-cached greedy decoding, batch 1 and 8.
+    ``model`` / ``hf``: the bridge and its HF twin when the caller has them loaded already."""
     import tempfile
 
     from transformers import AutoModelForCausalLM
@@ -353,11 +354,12 @@ def _export_overhead(args: argparse.Namespace) -> dict[str, Any]:
     from tl_steer.models import load_hf, tiny_hf_model
 
     dev = args.device
-    if args.model == "tiny-hf":
-        model, hf = tiny_hf_model(with_hf=True)
-    else:
-        model = load_model(args.model, dev)
-        hf, _ = load_hf(args.model, device=dev)
+    if model is None or hf is None:
+        if args.model == "tiny-hf":
+            model, hf = tiny_hf_model(with_hf=True)
+        else:
+            model = load_model(args.model, dev)
+            hf, _ = load_hf(args.model, device=dev)
     model.eval()
     hf.eval()
     caa = registry.fit("caa", model, [PAIRS], FitOptions(progress=False)).with_strength(2.0)

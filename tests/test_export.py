@@ -240,6 +240,24 @@ def test_control_vector_refusals(tmp_path):
     with pytest.raises(ts.SteeringError, match=".gguf"):
         E.export(SteeringVectors({"blocks.2.hook_resid_pre": torch.ones(d)}), bridge, tmp_path / "x", format="llama.cpp")
     assert list(tmp_path.iterdir()) == []
+    # a .gguf that is not a control vector (a model, say) is never replaced, even with overwrite=True
+    import gguf
+
+    model_file = tmp_path / "model.gguf"
+    w = gguf.GGUFWriter(str(model_file), "llama")
+    w.add_tensor("token_embd.weight", torch.ones(4, 4).numpy())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    before = model_file.read_bytes()
+    vec = SteeringVectors({"blocks.2.hook_resid_pre": torch.ones(d)}, 1.0, "caa")
+    with pytest.raises(ts.SteeringError, match="controlvector"):
+        E.export(vec, bridge, model_file, format="llama.cpp", overwrite=True)
+    assert model_file.read_bytes() == before
+    first = E.export(vec, bridge, tmp_path / "cv.gguf", format="llama.cpp")
+    E.export(vec.with_strength(2.0), bridge, first, format="llama.cpp", overwrite=True)  # an earlier export: replaced
+    torch.testing.assert_close(E.read_control_vector(first)[0]["blocks.1.hook_resid_post"], 2.0 * torch.ones(d))
 
 
 def test_control_vector_matches_repeng_format(tmp_path):

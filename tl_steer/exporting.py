@@ -62,7 +62,7 @@ from .arch import ArchSites, arch_sites, submodule
 from .core import Positions, parse_position_set, steer
 from .errors import ScopeError, SteeringError
 from .protocol import AffineEdit
-from .sites import Site, site_of
+from .sites import Site, hook_name, site_of
 
 FORMATS = ("hf", "llama.cpp")
 MANIFEST = "tl_steer_export.json"
@@ -75,8 +75,7 @@ def static_edits(method: Any, positions: Any = None, strength: float | None = No
     the reason when the edit is not the same at every position and for every input."""
     name = getattr(method, "method", type(method).__name__)
     if positions is None:
-        key = registry.resolve(str(name))
-        positions = registry.get(key).default_positions if key else Positions.ALL
+        positions = registry.default_positions(method)
         if parse_position_set(positions) != (Positions.ALL,):
             raise ScopeError(
                 f"{name} edits {positions!r} by default (its paper's scope), which depends on where each prompt ends; "
@@ -118,7 +117,6 @@ class _Plan:
 
     table: ArchSites
     model_type: str
-    n_layers: int
     flags: dict[str, bool] = field(default_factory=dict)
     untie: bool = False
     steps: list[tuple[str, str, str, torch.Tensor]] = field(default_factory=list)  # (hook, module, action, tensor)
@@ -252,11 +250,9 @@ def _check_len(hook: str, path: str, t: torch.Tensor, want: int) -> None:
                             "was fitted on another model (or a different width): fit it on this model")
 
 
-def _plan(method: Any, hf: Any, edits: dict[str, AffineEdit]) -> _Plan:
-    table = arch_sites(hf)
+def _plan(hf: Any, edits: dict[str, AffineEdit]) -> _Plan:
     cfg = hf.config
-    plan = _Plan(table, str(cfg.model_type), int(getattr(cfg, "num_hidden_layers", 0) or 0),
-                 width=int(cfg.hidden_size))
+    plan = _Plan(arch_sites(hf), str(cfg.model_type), width=int(cfg.hidden_size))
     for hook, edit in edits.items():
         plan.lower(hook, edit)
     return plan
@@ -270,10 +266,48 @@ def _check_target(path: Path, overwrite: bool, what: str) -> None:
     if not overwrite:
         raise SteeringError(f"{path} already exists; pass overwrite=True to replace an earlier export, or pick another "
                             "path")
-    ours = (path / MANIFEST).is_file() if path.is_dir() else path.suffix == ".gguf"
+    ours = (path / MANIFEST).is_file() if path.is_dir() else _is_control_vector(path)
     if not ours:
-        raise SteeringError(f"{path} exists and is not {what} written by tl_steer (no {MANIFEST}); it is left alone: "
+        mark = MANIFEST if path.is_dir() else "architecture 'controlvector'"
+        raise SteeringError(f"{path} exists and is not {what} written by tl_steer (no {mark}); it is left alone: "
                             "pick another path")
+
+
+def _is_control_vector(path: Path) -> bool:
+    """Whether ``path`` is a control-vector GGUF (what ``format="llama.cpp"`` writes), not a model or other file."""
+    import gguf
+
+    try:
+        field = gguf.GGUFReader(str(path)).get_field("general.architecture")
+    except Exception:  # noqa: BLE001 - not a readable GGUF at all: not ours
+        return False
+    return field is not None and field.contents() == "controlvector"
+
+
+def model_type(model: TransformerBridge) -> str:
+    """The Hugging Face ``model_type`` of the bridge's model (``"unknown"`` for a TL-native one)."""
+    cfg = getattr(getattr(model, "original_model", None), "config", None)
+    return str(getattr(cfg, "model_type", "") or "unknown")
+
+
+def layer_output_shifts(edits: dict[str, AffineEdit], what: str) -> dict[tuple[int, Site], torch.Tensor]:
+    """``{(layer, site): shift}`` of [`static_edits()`][tl_steer.exporting.static_edits], a residual hook as the output
+    of the layer that writes it (``resid_pre L`` is ``(L - 1, resid_post)``; shifts at one place summed): the
+    layer-output convention of llama.cpp, steering-vectors and repeng. ``what`` names the target in the errors."""
+    out: dict[tuple[int, Site], torch.Tensor] = {}
+    for name, edit in edits.items():
+        layer, site = site_of(name)
+        if edit.scale is not None:
+            raise SteeringError(f"{name!r}: {what} adds vectors; a scale (SADI) has no form there")
+        if site is Site.RESID_PRE:
+            layer, site = layer - 1, Site.RESID_POST
+            if layer < 0:
+                raise SteeringError(f"{name!r} is the embeddings' output; {what} edits decoder-layer outputs only")
+        if edit.shift is None:
+            continue
+        key = (layer, site)
+        out[key] = out.get(key, 0) + edit.shift.detach().float().cpu()
+    return out
 
 
 def _put(tmp: Path, path: Path) -> None:
@@ -321,7 +355,7 @@ def export_hf(method: Any, model: TransformerBridge, path: str | Path, *, hf_mod
     path = Path(path)
     _check_target(path, overwrite, "a checkpoint")
     edits = static_edits(method, positions, strength)
-    plan = _plan(method, hf_model, edits)
+    plan = _plan(hf_model, edits)
     tokenizer = tokenizer if tokenizer is not None else model.tokenizer
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -386,18 +420,16 @@ def export_control_vector(method: Any, model: TransformerBridge, path: str | Pat
     _check_target(path, overwrite, "a control vector")
     n_layers = int(model.cfg.n_layers)
     directions: dict[int, torch.Tensor] = {}
-    for hook, edit in static_edits(method, positions, strength).items():
+    shifts = layer_output_shifts(static_edits(method, positions, strength), "a llama.cpp control vector")
+    for (layer, site), v in shifts.items():
+        hook = hook_name(layer, site)
         n = control_vector_layer(hook, n_layers)
-        if edit.scale is not None:
-            raise SteeringError(f"{hook!r}: llama.cpp control vectors add a vector; a scale (SADI) has no form there")
-        if edit.shift is None:
-            continue
-        if edit.shift.ndim != 1:
-            raise SteeringError(f"{hook!r}: a control vector is one d_model vector, got shape {tuple(edit.shift.shape)}")
-        directions[n] = directions.get(n, 0) + edit.shift.float().cpu()
+        if v.ndim != 1:
+            raise SteeringError(f"{hook!r}: a control vector is one d_model vector, got shape {tuple(v.shape)}")
+        directions[n] = v
     if not directions:
         raise SteeringError("nothing to export: the method adds no vector")
-    hint = str(getattr(getattr(getattr(model, "original_model", None), "config", None), "model_type", "") or "unknown")
+    hint = model_type(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -466,4 +498,4 @@ def export(method: Any, model: TransformerBridge, path: str | Path, format: str 
 
 
 __all__ = ["FORMATS", "MANIFEST", "control_vector_layer", "export", "export_control_vector", "export_hf",
-           "max_logit_diff", "read_control_vector", "static_edits"]
+           "layer_output_shifts", "max_logit_diff", "model_type", "read_control_vector", "static_edits"]

@@ -43,7 +43,7 @@ import torch
 from . import registry
 from ._types import TransformerBridge
 from .aligned import aligned_logprobs, pad_token_id, scoring_bos
-from .core import Positions, steer
+from .core import steer
 from .errors import SteeringError
 
 try:
@@ -98,8 +98,7 @@ class SteeredLM(TemplateLM):
         self.method = method
         self.strength = _float(strength, "strength")
         if method is not None and positions is None:
-            key = registry.resolve(str(getattr(method, "method", "")))
-            positions = registry.get(key).default_positions if key else Positions.ALL
+            positions = registry.default_positions(method)
         self.positions = positions
         self.hooks = ([] if method is None else method.hooks(self.model, positions=positions, strength=self.strength))
         self.tokenizer = self.model.tokenizer

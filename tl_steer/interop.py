@@ -25,8 +25,9 @@ import torch
 from ._types import TransformerBridge
 from .arch import arch_sites
 from .errors import SteeringError
+from .exporting import layer_output_shifts, model_type, static_edits
 from .methods.vector import SteeringVectors
-from .sites import Site, hook_name, site_of
+from .sites import Site, hook_name
 
 #: steering-vectors' layer types that are one TL hook, and that hook's site
 SV_LAYER_TYPES = {"decoder_block": Site.RESID_POST, "self_attn": Site.ATTN_OUT, "mlp": Site.MLP_OUT}
@@ -67,33 +68,13 @@ def from_steering_vectors(sv: Any, model: TransformerBridge, multiplier: float =
     return SteeringVectors(vectors, float(multiplier), "steering-vectors")
 
 
-def _shifts(method: Any, model: TransformerBridge, what: str) -> dict[tuple[int, Site], torch.Tensor]:
-    """``{(layer, site): strength * v}`` of a method's additive edits, residual hooks as layer outputs."""
-    from .exporting import static_edits
-
-    out: dict[tuple[int, Site], torch.Tensor] = {}
-    for name, edit in static_edits(method, "all").items():
-        layer, site = site_of(name)
-        if edit.scale is not None:
-            raise SteeringError(f"{name!r}: {what} adds vectors; a scale (SADI) has no form there")
-        if site is Site.RESID_PRE:
-            layer, site = layer - 1, Site.RESID_POST
-            if layer < 0:
-                raise SteeringError(f"{name!r} is the embeddings' output; {what} edits decoder-layer outputs only")
-        if edit.shift is None:
-            continue
-        key = (layer, site)
-        out[key] = out.get(key, 0) + edit.shift.detach().float().cpu()
-    return out
-
-
 def to_steering_vectors(method: Any, model: TransformerBridge) -> Any:
     """tl_steer's fixed additive edit as a steering-vectors ``SteeringVector`` (strength baked in; apply with
     ``multiplier=1``). One layer type per vector: residual hooks, or attention outputs, or MLP outputs."""
     from steering_vectors import SteeringVector
 
     by_site: dict[Site, dict[int, torch.Tensor]] = {}
-    for (layer, site), v in _shifts(method, model, "steering-vectors").items():
+    for (layer, site), v in layer_output_shifts(static_edits(method, "all"), "steering-vectors").items():
         by_site.setdefault(site, {})[layer] = v
     names = {s: t for t, s in SV_LAYER_TYPES.items()}
     unsupported = [s for s in by_site if s not in names]
@@ -127,13 +108,11 @@ def to_repeng(method: Any, model: TransformerBridge) -> Any:
     """tl_steer's fixed residual-stream edit as a repeng ``ControlVector`` (strength baked in; ``coeff=1``)."""
     repeng = import_repeng()
     directions = {}
-    for (layer, site), v in _shifts(method, model, "repeng").items():
+    for (layer, site), v in layer_output_shifts(static_edits(method, "all"), "repeng").items():
         if site is not Site.RESID_POST:
             raise SteeringError(f"repeng edits decoder-layer outputs (residual stream) only; this method edits {site.value}")
         directions[layer] = v.numpy()
-    hf = getattr(model, "original_model", None)
-    model_type = str(getattr(getattr(hf, "config", None), "model_type", "unknown"))
-    return repeng.ControlVector(model_type=model_type, directions=dict(sorted(directions.items())))
+    return repeng.ControlVector(model_type=model_type(model), directions=dict(sorted(directions.items())))
 
 
 def import_repeng() -> Any:

@@ -105,6 +105,13 @@ def get(name: str) -> MethodSpec:
     return _REGISTRY[key]
 
 
+def default_positions(method: Any) -> str:
+    """The position scope a fitted ``method`` is applied at by default: its registered method's scope, ``"all"`` for
+    a method the registry does not know (hand-built vectors)."""
+    key = resolve(str(getattr(method, "method", "")))
+    return _REGISTRY[key].default_positions if key else "all"
+
+
 def state_classes() -> dict[str, type]:
     """``{state name: class}`` of every registered method's fitted type (what [`tl_steer.io.load_method()`][tl_steer.io.load_method] reads)."""
     return {spec.cls.state: spec.cls for spec in _REGISTRY.values()}
