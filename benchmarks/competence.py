@@ -9,6 +9,9 @@ cloze or letter prompt, the SADI reference's prompt, MMLU cloze / letter), on th
 * the best constant answer on the same items (the majority baseline) and the answer the model gives most;
 * balanced accuracy (a constant answer scores 1 / classes);
 * for exact-match tasks, ``em`` and the share of greedy answers that are an option at all (format compliance);
+* for letter formats (the options listed in the prompt: the SADI reference's prompts, MMLU's letter format), the
+  items scored again under every cyclic order of their options and each item's ``acc`` averaged over the orders
+  (``order_avg``; a model that only prefers a letter scores ``1 / k`` there, whatever the gold letters are);
 * the **margin**: the better of ``acc`` / ``acc_norm`` minus the majority baseline; **competent** when the Wilson
   lower bound of that accuracy is above the majority baseline.
 
@@ -22,6 +25,8 @@ done cells); ``<out>/competence.md`` and ``competence.json`` summarise.
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
 import sys
 import time
@@ -53,9 +58,46 @@ def recontrol(r: EvalResult, data_dir: str | None = None) -> dict:
     return {**r.controls, **prediction_controls(items, stored, spec.answer_strategies)}
 
 
-def summarise(r: EvalResult, data_dir: str | None = None) -> dict:
-    """One row: accuracy vs the constant answers of the same items."""
+@functools.cache
+def n_orders(task: str, data_dir: str | None = None) -> int:
+    """How many cyclic orders of its options a task is scored under: ``k`` for a letter format (its loader takes
+    ``rotate``), 1 for a cloze one (each option scored alone: the order means nothing)."""
+    spec = TASKS[task]
+    if "rotate" not in inspect.signature(spec.loader).parameters:
+        return 1
+    return len(load_task(task, data_dir)[0].choices)
+
+
+def order_folder(cells: Path, rotate: int) -> Path:
+    """Where the cells of one option order live (order 0, the stored order, in ``cells`` itself)."""
+    return cells if rotate == 0 else cells / f"rotate{rotate}"
+
+
+def order_averaged(r: EvalResult, cells: Path, data_dir: str | None = None) -> tuple[float, int] | None:
+    """``(order-averaged acc, k)`` of a letter-format cell from its sibling cells under the other cyclic orders (the
+    same items), or None for a cloze task or while an order is missing."""
+    k = n_orders(r.task, data_dir)
+    if k == 1:
+        return None
+    runs = [r]
+    for rot in range(1, k):
+        folder = order_folder(cells, rot)
+        same = [x for x in (read_results(folder) if folder.is_dir() else [])
+                if (x.model, x.task, x.split, x.config.get("limit")) == (r.model, r.task, r.split, r.config.get("limit"))]
+        if not same:
+            return None
+        if same[0].item_ids != r.item_ids:
+            raise SystemExit(f"{r.task}: the cell of order {rot} scored other items; delete {folder} and rerun")
+        runs.append(same[0])
+    per = [sum(v) / k for v in zip(*(x.per_item["acc"] for x in runs), strict=True)]
+    return sum(per) / len(per), k
+
+
+def summarise(r: EvalResult, data_dir: str | None = None, cells: Path | None = None) -> dict:
+    """One row: accuracy vs the constant answers of the same items (and, for a letter format whose other option
+    orders are scored under ``cells``, the order-averaged accuracy)."""
     c = recontrol(r, data_dir)
+    orders = order_averaged(r, cells, data_dir) if cells is not None else None
     accs = {m: r.metrics[m] for m in ("acc", "acc_norm") if m in r.metrics}
     best = max(accs, key=lambda m: accs[m].value)
     majority = c["majority"]["acc"]
@@ -72,6 +114,7 @@ def summarise(r: EvalResult, data_dir: str | None = None) -> dict:
                     else len(set(c["constant_answers"]) - set(TASKS[r.task].answer_strategies))), "top_answer": top[0], "top_share": top[1],
         "em": r.metrics["em"].value if "em" in r.metrics else None, "format": c.get("format_compliance"),
         "margin": accs[best].value - majority, "competent": accs[best].low > majority,
+        "order_avg": None if orders is None else orders[0], "orders": None if orders is None else orders[1],
     }
 
 
@@ -81,16 +124,18 @@ def table(rows: list[dict]) -> str:
     for x in rows:
         best.setdefault((x["model"], x["pool"]), x["task"])
     out = ["| model | dataset | formulation | n | metric | accuracy [95% CI] | majority (answer) | balanced | most given "
-           "| em / format | margin | competent |", "|" + "---|" * 12]
+           "| em / format | order-averaged acc (chance) | margin | competent |", "|" + "---|" * 13]
     for x in rows:
         mark = " **best**" if best[(x["model"], x["pool"])] == x["task"] else ""
         em = "–" if x["em"] is None else f"{100 * x['em']:.1f} / {100 * x['format']:.0f}%"
         balanced = "–" if x["balanced"] is None else f"{100 * x['balanced']:.1f} (chance {100 / x['classes']:.0f})"
+        orders = ("–" if x.get("order_avg") is None
+                  else f"{100 * x['order_avg']:.1f} ({100 / x['orders']:.0f}; {x['orders']} orders)")
         out.append(
             f"| {x['model']} | {x['pool']} | {x['task']}{mark} | {x['n']} | {x['metric']} | "
             f"{100 * x['acc']:.1f} [{100 * x['low']:.1f}, {100 * x['high']:.1f}] | {100 * x['majority']:.1f} "
             f"({x['majority_answer']}) | {balanced} | "
-            f"{x['top_answer']} {100 * x['top_share']:.0f}% | {em} | {100 * x['margin']:+.1f} | "
+            f"{x['top_answer']} {100 * x['top_share']:.0f}% | {em} | {orders} | {100 * x['margin']:+.1f} | "
             f"{'yes' if x['competent'] else 'no'} |")
     return "\n".join(out) + "\n"
 
@@ -107,22 +152,27 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cells = args.out / "cells"
     cells.mkdir(parents=True, exist_ok=True)
+    def done(folder: Path, name: str) -> set[tuple[str, str]]:
+        return {(r.task, r.split) for r in (read_results(folder) if folder.is_dir() else [])
+                if r.model == name and r.config.get("limit") == args.limit}
+
     for name in args.models:
-        done = {(r.task, r.split) for r in read_results(cells) if r.model == name and r.config.get("limit") == args.limit}
-        todo = [t for t in args.tasks if (t, args.split) not in done]
+        todo = [(t, rot) for t in args.tasks for rot in range(n_orders(t, args.data_dir))
+                if (t, args.split) not in done(order_folder(cells, rot), name)]
         if not todo:
             continue
         model = load_named(MODELS[name], device="cpu")
-        for task in todo:
+        for task, rot in todo:
             t0 = time.perf_counter()
             r = evaluate(model, task, [], label="none", split=args.split, limit=args.limit, data_dir=args.data_dir,
-                         batch_size=args.batch_size, progress=False, model_name=name, shared_prompt=True)
-            write_json(r, cells)
+                         batch_size=args.batch_size, progress=False, model_name=name, shared_prompt=True,
+                         task_options={"rotate": rot} if rot else None)
+            write_json(r, order_folder(cells, rot))
             s = summarise(r, args.data_dir)
-            print(f"[competence] {name} {task}: {s['metric']} {s['acc']:.3f} vs majority {s['majority']:.3f} "
-                  f"({s['majority_answer']}) in {time.perf_counter() - t0:.0f} s", flush=True)
+            print(f"[competence] {name} {task} (order {rot}): {s['metric']} {s['acc']:.3f} vs majority "
+                  f"{s['majority']:.3f} ({s['majority_answer']}) in {time.perf_counter() - t0:.0f} s", flush=True)
         del model
-    rows = [summarise(r, args.data_dir) for r in read_results(cells)
+    rows = [summarise(r, args.data_dir, cells) for r in read_results(cells)
             if r.split == args.split and r.config.get("limit") == args.limit and r.model in args.models]
     (args.out / "competence.json").write_text(json.dumps(rows, indent=1))
     md = table(rows)

@@ -199,10 +199,16 @@ def paired_test(a: list[float], b: list[float]) -> tuple[float | None, float | N
 
 
 def report(rows: list[dict]) -> str:
-    """The curves' table: per (model, method, attribute steered, strength), the paired change of each attribute
-    (a row steering one attribute and its other column are the interference matrix), fluency, and the change on
-    prompts that already have the attribute. Every Δ gets a paired t-test vs the unsteered model; the p-values are
-    Holm-adjusted across the whole table, and a Δ marked ✓ survives (adjusted p < 0.05)."""
+    """The curves' tables, one per model: per (method, attribute steered, strength), the paired change of each
+    attribute (a row steering one attribute and its other column are the interference matrix), fluency, and the
+    change on prompts that already have the attribute. Every Δ gets a paired t-test vs that model's unsteered run; the
+    p-values are Holm-adjusted across that model's table (one family per model: adding a model never changes
+    another's marks), and a Δ marked ✓ survives (adjusted p < 0.05)."""
+    return "\n".join(_report_model([r for r in rows if r["model"] == m]) for m in sorted({r["model"] for r in rows}))
+
+
+def _report_model(rows: list[dict]) -> str:
+    """``report()`` for the rows of one model."""
     from tl_steer.eval.controls import holm, minimum_detectable_effect
 
     def keyed(model, method, attr, strength, prompt_set, key):
@@ -264,7 +270,7 @@ def report(rows: list[dict]) -> str:
                      f"{row['ppl'][0]:.1f} ({row['ppl'][1]:.1f}) | {row['d2']:.2f} | {', '.join(row['owns'])} |")
     n_tests = sum(p is not None for p in tests)
     foot = (f"\n✓: the paired t-test vs the unsteered model survives Holm's correction across all {n_tests} tests of "
-            f"this table (adjusted p < 0.05). Pairs: (seed, prompt), up to {n_pairs} per cell. ")
+            f"this model's table (adjusted p < 0.05). Pairs: (seed, prompt), up to {n_pairs} per cell. ")
     for k, v in mde.items():
         if v:
             foot += (f"Minimum detectable {k} Δ at that n (80% power, 5% two-sided, before Holm): median "

@@ -56,3 +56,17 @@ def test_paired_test_and_holm_marks():
     null = next(line for line in md.splitlines() if "| caa | wedding |" in line)
     assert big.split("|")[5].strip().endswith("✓") and "✓" not in null  # a real shift survives Holm, no shift does not
     assert "Holm" in md and "Minimum detectable sentiment" in md
+    # Holm is per model: a moderate effect (p ~ 0.01, alone in its model's family) keeps its mark when another model's
+    # ten null tests join the report (pooled, Holm would multiply its p by 11 and drop the mark)
+    def noisy(model, method, attr, s, shift):
+        return [{"model": model, "method": method, "attribute": attr, "strength": s, "prompts": "neutral", "seed": seed,
+                 "sentiment": [0.1 * ((i * 3 + seed) % 7) + shift + (0.1 * (((i * 5 + seed * 2) % 3) - 1) if shift else 0)
+                               for i in range(16)], "wedding": [0.0] * 16, "ppl": [10.0] * 16, "distinct2": 0.9}
+                for seed in (0, 1, 2)]
+    mine = noisy("m", "none", "none", 0.0, 0.0) + noisy("m", "caa", "sentiment", 1.0, 0.03)
+    alone = next(x for x in sg.report(mine).splitlines() if "| caa | sentiment |" in x)
+    assert alone.split("|")[5].strip().endswith("✓")
+    other = noisy("n", "none", "none", 0.0, 0.0) + [r for k in range(10) for r in noisy("n", "caa", "sentiment", 1.0 + k, 1e-3 * k + 1e-9)]
+    both = sg.report(mine + other)
+    assert next(x for x in both.splitlines() if x.startswith("| m | caa | sentiment |")) == alone
+    assert both.count("this model's table") == 2
