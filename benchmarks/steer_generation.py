@@ -21,7 +21,8 @@ attribute (what does steering do to inputs that need none?).
 
 Rows (one per model, method, attribute steered, strength, seed, prompt set) go to ``<out>/rows.jsonl`` as they are
 made; a rerun resumes. ``<out>/steer_generation.md`` has the curves' table, the interference matrix (steering
-attribute A moves attribute B by how much) and paired 95% intervals vs the unsteered model.
+attribute A moves attribute B by how much) and paired 95% intervals vs the unsteered model, Holm-adjusted per model;
+``<out>/generation_<model>.png`` the strength curves (attribute Δ against perplexity).
 
     python benchmarks/steer_generation.py --models smollm2 --seeds 0 1 2
 """
@@ -278,6 +279,54 @@ def _report_model(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n" + foot + "\n"
 
 
+NAMES = {"smollm2": "SmolLM2-135M", "gemma3": "Gemma-3-270M", "tiny": "tiny"}
+
+
+def plot(rows: list[dict], model: str, path: Path) -> Path:
+    """The strength curves of one model: per attribute steered, each method's mean change of that attribute vs the
+    unsteered model (paired on (seed, prompt)) against the median perplexity of its continuations under the unsteered
+    model, one point per strength (labelled). The joint methods appear in both panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def values(method, attr, s, key):
+        return {(r["seed"], i): v for r in rows if (r["model"], r["method"], r["attribute"], r["strength"], r["prompts"])
+                == (model, method, attr, s, "neutral") for i, v in enumerate(r[key])}
+
+    base = {k: values("none", "none", 0.0, k) for k in ("sentiment", "wedding")}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, attr in zip(axes, ("sentiment", "wedding"), strict=True):
+        for method in [m for m in METHODS if any(r["model"] == model and r["method"] == m for r in rows)]:
+            steered = "both" if method in JOINT else attr
+            strengths = sorted({r["strength"] for r in rows if (r["model"], r["method"], r["attribute"], r["prompts"])
+                                == (model, method, steered, "neutral")})
+            xs, ys, labels = [], [], []
+            for s in strengths:
+                cur = values(method, steered, s, attr)
+                common = sorted(set(cur) & set(base[attr]))
+                ppl = sorted(x for x in values(method, steered, s, "ppl").values() if not math.isnan(x))
+                if not common or not ppl:
+                    continue
+                xs.append(ppl[len(ppl) // 2])
+                ys.append(sum(cur[k] - base[attr][k] for k in common) / len(common))
+                labels.append(s)
+            ax.plot(xs, ys, "o-", label=f"{method} ({steered})")
+            for x, y, s in zip(xs, ys, labels, strict=True):
+                ax.annotate(f"{s:g}", (x, y), fontsize=7, xytext=(2, 2), textcoords="offset points")
+        ax.axhline(0.0, color="grey", lw=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("perplexity of the continuation under the unsteered model (median)")
+        ax.set_ylabel(f"{attr} Δ vs unsteered")
+        ax.set_title(f"{NAMES.get(model, model)}: steering {attr}")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["smollm2"], choices=list(MODELS))
@@ -345,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         del model
     md = report(rows)
     (args.out / "steer_generation.md").write_text(md)
+    for name in sorted({r["model"] for r in rows}):
+        plot(rows, name, args.out / f"generation_{name}.png")
     print(md)
     return 0
 

@@ -37,6 +37,7 @@ def test_quick_run_and_resume(tmp_path):
     assert sg.main(args) == 0
     assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == n
     assert "| tiny | caa_sum | both |" in (tmp_path / "steer_generation.md").read_text()
+    assert (tmp_path / "generation_tiny.png").stat().st_size > 0
 
 
 def test_paired_test_and_holm_marks():
