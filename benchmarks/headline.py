@@ -147,10 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results/headline", type=Path)
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
-    md = []
     for name in args.models:
-        chosen = run_model(name, args.tasks, args)
-        md.append(render(name, args.out / name, chosen))
+        run_model(name, args.tasks, args)
+    # every model run into this folder, not only this call's: a run of one model never drops another's tables
+    md = [render(d.name, d, json.loads((d / "chosen.json").read_text()))
+          for d in sorted(args.out.iterdir()) if (d / "chosen.json").is_file()]
     text = "\n\n".join(md) + "\n"
     (args.out / "headline.md").write_text(text)
     print(text)

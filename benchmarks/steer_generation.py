@@ -186,14 +186,18 @@ def paired_ci(a: list[float], b: list[float]) -> tuple[float, float, float]:
 
 
 def paired_test(a: list[float], b: list[float]) -> tuple[float | None, float | None]:
-    """``(p, sd of the differences)``: a paired t-test of ``b`` vs ``a`` over the same (seed, prompt) pairs (None when
-    every difference is zero or there are fewer than 2 pairs)."""
+    """``(p, sd of the differences)``: a paired t-test of ``b`` vs ``a`` over the same (seed, prompt) pairs. Where
+    every difference is the same nonzero value (every continuation gained the attribute: a t-test is undefined
+    there) the exact two-sided sign test, ``2 * 0.5 ** n``, with no sd. ``(None, None)`` when every difference is
+    zero or there are fewer than 2 pairs."""
     from scipy.stats import ttest_rel
 
     keep = [(x, y) for x, y in zip(a, b, strict=True) if not (math.isnan(x) or math.isnan(y))]
     d = [y - x for x, y in keep]
-    if len(d) < 2 or all(v == d[0] for v in d):
+    if len(d) < 2 or all(v == 0 for v in d):
         return None, None
+    if all(v == d[0] for v in d):
+        return min(1.0, 2 * 0.5 ** len(d)), None
     mean = sum(d) / len(d)
     sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (len(d) - 1))
     return float(ttest_rel([y for _, y in keep], [x for x, _ in keep]).pvalue), sd
@@ -270,8 +274,9 @@ def _report_model(rows: list[dict]) -> str:
         lines.append(f"| {row['model']} | {row['method']} | {row['attr']} | {row['s']:g} | {cells[0]} | {cells[1]} | "
                      f"{row['ppl'][0]:.1f} ({row['ppl'][1]:.1f}) | {row['d2']:.2f} | {', '.join(row['owns'])} |")
     n_tests = sum(p is not None for p in tests)
-    foot = (f"\n✓: the paired t-test vs the unsteered model survives Holm's correction across all {n_tests} tests of "
-            f"this model's table (adjusted p < 0.05). Pairs: (seed, prompt), up to {n_pairs} per cell. ")
+    foot = (f"\n✓: the paired test vs the unsteered model (a t-test; the exact sign test where every pair moved by the "
+            f"same amount) survives Holm's correction across all {n_tests} tests of this model's table (adjusted "
+            f"p < 0.05). Pairs: (seed, prompt), up to {n_pairs} per cell. ")
     for k, v in mde.items():
         if v:
             foot += (f"Minimum detectable {k} Δ at that n (80% power, 5% two-sided, before Holm): median "

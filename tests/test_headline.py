@@ -4,6 +4,7 @@ val still rises, an edge flagged) and a tiny end-to-end run that selects on val 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from bench_import import load_benchmark
@@ -41,3 +42,8 @@ def test_tiny_run_selects_on_val_and_seals_once(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "tiny" / "sealed").iterdir()}
     assert hl.main(args) == 0  # a rerun resumes and never rescores the sealed split
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "tiny" / "sealed").iterdir()} == before
+    # the summary holds every model run into the folder, not only the last call's
+    shutil.copytree(tmp_path / "tiny", tmp_path / "other")
+    assert hl.main(args) == 0
+    md = (tmp_path / "headline.md").read_text()
+    assert "### tiny: selection" in md and "### other: selection" in md and md.count("the sealed split, once") == 2

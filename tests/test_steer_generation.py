@@ -44,7 +44,10 @@ def test_paired_test_and_holm_marks():
     sg = load_benchmark("steer_generation")
     p, sd = sg.paired_test([0.0] * 30, [1.0 + 0.1 * (i % 3) for i in range(30)])
     assert p < 1e-6 and sd > 0
-    assert sg.paired_test([0.0, 0.0], [1.0, 1.0]) == (None, None)  # no spread: no test
+    assert sg.paired_test([0.0, 0.0], [0.0, 0.0]) == (None, None)  # no difference: no test
+    # every pair moved by the same amount (every continuation gained the attribute): the exact sign test, no sd
+    assert sg.paired_test([0.0] * 48, [1.0] * 48) == (2 * 0.5 ** 48, None)
+    assert sg.paired_test([0.0, 0.0], [1.0, 1.0]) == (0.5, None)
     rows = []
     for method, attr, shift in (("none", "none", 0.0), ("caa", "sentiment", 0.9), ("caa", "wedding", 0.0)):
         for seed in (0, 1, 2):
