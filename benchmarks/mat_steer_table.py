@@ -1,6 +1,6 @@
 """MAT-Steer's Table 1 as its reference ran it, with every choice made on val and paired comparisons on test.
 
-Protocol (docs/results.md, "MAT-Steer as the reference ran it"):
+Protocol (docs/results_earlier.md, "MAT-Steer as the reference ran it"):
 
 1. Contrast sets from each task's *train* split: answer-balanced pairs (default) and the reference's own texts
    (``style="reference"``).

@@ -68,7 +68,7 @@ Kernel = Literal["gaussian", "median", "multiscale"]
 Preset = Literal["tuned", "reference"]
 #: settings each preset fills in (any explicitly passed value wins)
 PRESETS: dict[str, dict[str, Any]] = {
-    # chosen on the val split (docs/results.md): keeps the gates open on small contrast sets
+    # chosen on the val split (docs/results_earlier.md): keeps the gates open on small contrast sets
     # gates started from each attribute's mean-difference probe, and penalty weights on the scale of the MMD term
     # (median-bandwidth MMD^2 of a few-sigma shift is ~0.05 in d = 576: lambda 0.1 shut every gate); measured on
     # the planted-attribute suite (benchmarks/planted.py, docs/methods/mat_steer.md)
