@@ -51,7 +51,7 @@ from tl_steer.models import load_named  # noqa: E402
 from tl_steer.sweep import continuation_logprob  # noqa: E402
 
 MODELS = {"smollm2": "smollm2-135m-instruct", "gemma3": "gemma3-270m", "tiny": "tiny-hf"}
-METHODS = ("caa", "pca", "sadi", "mat_steer", "caa_sum")
+METHODS = ("caa", "pca", "iti", "sadi", "mat_steer", "caa_sum")
 GRID_POINTS = 4
 MAX_DOUBLINGS = 2
 NEW_TOKENS = 24
